@@ -1,0 +1,16 @@
+"""Durable Google ADK session storage on PostgreSQL through psycopg 3."""
+
+from sqlspec.exceptions import (
+    ImproperConfigurationError,
+    InvalidValueError,
+    MissingTablesError,
+    SQLSpecError,
+)
+
+__all__ = [
+    "ImproperConfigurationError",
+    "InvalidValueError",
+    "MissingTablesError",
+    "SQLSpecError",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,186 @@
+"""Pooled psycopg configs: where connections come from, for users and for stores.
+
+A config validates its ``connection_config`` at construction, opens its pool on
+first use (so "pool is not open" never reaches a caller), and closes it on
+:meth:`close`; a later use opens a fresh pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+from psycopg import AsyncConnection, Connection
+from psycopg.rows import TupleRow
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
+
+from sqlspec.adapters.psycopg._embedded import embedded_conninfo
+from sqlspec.adapters.psycopg._settings import PoolSettings, masked_conninfo
+
+__all__ = ["PsycopgAsyncConfig", "PsycopgSyncConfig"]
+
+
+class _ConfigBase:
+    """What the two configs share: the checked settings and the resolved conninfo."""
+
+    def __init__(self, connection_config: Mapping[str, Any] | None = None) -> None:
+        self.connection_config: dict[str, Any] = dict(connection_config or {})
+        self.settings = PoolSettings.from_mapping(self.connection_config)
+
+    def resolve_conninfo(self) -> str:
+        """The conninfo to connect with: the configured one, or the embedded server's."""
+        if self.settings.names_a_server:
+            return self.settings.conninfo
+        from psycopg.conninfo import make_conninfo
+
+        return make_conninfo(embedded_conninfo(), **self.settings.libpq)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(conninfo={masked_conninfo(self.settings.conninfo)!r}, "
+            f"pool={dict(self.settings.pool)!r})"
+        )
+
+
+class PsycopgAsyncConfig(_ConfigBase):
+    """Async psycopg config backed by an :class:`psycopg_pool.AsyncConnectionPool`.
+
+    ``connection_config`` takes the keys the seed documents: ``conninfo`` or libpq
+    parameters (``host``, ``port``, ``user``, ``password``, ``dbname``, ``sslmode``,
+    ``application_name``, ``connect_timeout``, ...), pool settings (``min_size``,
+    ``max_size``, ``timeout``, ``max_waiting``, ``max_lifetime``, ``max_idle``,
+    ``reconnect_timeout``, ``num_workers``) and ``autocommit`` (default ``True``).
+    """
+
+    is_async = True
+
+    def __init__(self, connection_config: Mapping[str, Any] | None = None) -> None:
+        super().__init__(connection_config)
+        self._pool: AsyncConnectionPool[AsyncConnection[TupleRow]] | None = None
+        self._pool_loop: asyncio.AbstractEventLoop | None = None
+        self._open_lock = threading.Lock()
+
+    async def _reset(self, conn: AsyncConnection[TupleRow]) -> None:
+        # A borrower may have switched autocommit; the next one gets the configured mode.
+        if conn.autocommit is not self.settings.autocommit:
+            await conn.set_autocommit(self.settings.autocommit)
+
+    async def provide_pool(self) -> AsyncConnectionPool[AsyncConnection[TupleRow]]:
+        """Return the open pool, opening it on first use (or in a new event loop)."""
+        loop = asyncio.get_running_loop()
+        pool = self._pool
+        if pool is not None and self._pool_loop is loop:
+            return pool
+        # An async pool is bound to the loop that opened it; a pool left by an
+        # earlier loop (say, a previous asyncio.run()) is replaced, not reused.
+        conninfo = await asyncio.to_thread(self.resolve_conninfo)
+        new_pool: AsyncConnectionPool[AsyncConnection[TupleRow]] = AsyncConnectionPool(
+            conninfo,
+            kwargs=self.settings.connect_kwargs,
+            open=False,
+            reset=self._reset,
+            **self.settings.pool,
+        )
+        await new_pool.open()
+        with self._open_lock:
+            if self._pool is None or self._pool_loop is not loop:
+                self._pool, self._pool_loop = new_pool, loop
+                return new_pool
+            winner = self._pool
+        await new_pool.close()
+        return winner
+
+    @asynccontextmanager
+    async def provide_connection(self) -> AsyncIterator[AsyncConnection[TupleRow]]:
+        """Lend a pooled connection; it goes back to the pool when the block ends.
+
+        On leaving the block an open transaction is committed, or rolled back if
+        the block raised (``psycopg_pool``'s connection context behaviour).
+        """
+        pool = await self.provide_pool()
+        async with pool.connection() as conn:
+            yield conn
+
+    async def create_connection(self) -> AsyncConnection[TupleRow]:
+        """Open a standalone connection, outside the pool; the caller closes it."""
+        conninfo = await asyncio.to_thread(self.resolve_conninfo)
+        return await AsyncConnection.connect(conninfo, **self.settings.connect_kwargs)
+
+    async def close(self) -> None:
+        """Close the pool and its connections; a later use opens a new pool."""
+        with self._open_lock:
+            pool, self._pool, self._pool_loop = self._pool, None, None
+        if pool is not None:
+            await pool.close()
+
+    async def __aenter__(self) -> PsycopgAsyncConfig:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
+class PsycopgSyncConfig(_ConfigBase):
+    """Sync psycopg config backed by a :class:`psycopg_pool.ConnectionPool`.
+
+    Takes the same ``connection_config`` keys as :class:`PsycopgAsyncConfig`.
+    """
+
+    is_async = False
+
+    def __init__(self, connection_config: Mapping[str, Any] | None = None) -> None:
+        super().__init__(connection_config)
+        self._pool: ConnectionPool[Connection[TupleRow]] | None = None
+        self._open_lock = threading.Lock()
+
+    def _reset(self, conn: Connection[TupleRow]) -> None:
+        if conn.autocommit is not self.settings.autocommit:
+            conn.set_autocommit(self.settings.autocommit)
+
+    def provide_pool(self) -> ConnectionPool[Connection[TupleRow]]:
+        """Return the open pool, opening it on first use."""
+        pool = self._pool
+        if pool is not None:
+            return pool
+        with self._open_lock:
+            if self._pool is None:
+                new_pool: ConnectionPool[Connection[TupleRow]] = ConnectionPool(
+                    self.resolve_conninfo(),
+                    kwargs=self.settings.connect_kwargs,
+                    open=False,
+                    reset=self._reset,
+                    **self.settings.pool,
+                )
+                new_pool.open()
+                self._pool = new_pool
+            return self._pool
+
+    @contextmanager
+    def provide_connection(self) -> Iterator[Connection[TupleRow]]:
+        """Lend a pooled connection; it goes back to the pool when the block ends.
+
+        On leaving the block an open transaction is committed, or rolled back if
+        the block raised (``psycopg_pool``'s connection context behaviour).
+        """
+        with self.provide_pool().connection() as conn:
+            yield conn
+
+    def create_connection(self) -> Connection[TupleRow]:
+        """Open a standalone connection, outside the pool; the caller closes it."""
+        return Connection.connect(self.resolve_conninfo(), **self.settings.connect_kwargs)
+
+    def close(self) -> None:
+        """Close the pool and its connections; a later use opens a new pool."""
+        with self._open_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
+
+    def __enter__(self) -> PsycopgSyncConfig:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

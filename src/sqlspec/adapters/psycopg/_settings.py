@@ -1,0 +1,169 @@
+"""Validation of ``connection_config``, shared by the sync and async configs.
+
+The seed documents one flat mapping that mixes pool settings, libpq connection
+parameters and psycopg connection options; this module sorts them once so both
+configs build their pool from the same, already-checked settings.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from sqlspec.exceptions import ImproperConfigurationError
+
+__all__ = ["PoolSettings", "masked_conninfo"]
+
+#: Keys handed to ``psycopg_pool``'s pool constructor, with the types they accept.
+POOL_KEYS: Mapping[str, tuple[type, ...]] = {
+    "min_size": (int,),
+    "max_size": (int,),
+    "timeout": (int, float),
+    "max_waiting": (int,),
+    "max_lifetime": (int, float),
+    "max_idle": (int, float),
+    "reconnect_timeout": (int, float),
+    "num_workers": (int,),
+    "name": (str,),
+}
+
+#: libpq connection parameters accepted as separate keys (merged into the conninfo).
+LIBPQ_KEYS = frozenset(
+    {
+        "host",
+        "hostaddr",
+        "port",
+        "dbname",
+        "user",
+        "password",
+        "passfile",
+        "service",
+        "connect_timeout",
+        "client_encoding",
+        "options",
+        "application_name",
+        "fallback_application_name",
+        "keepalives",
+        "keepalives_idle",
+        "keepalives_interval",
+        "keepalives_count",
+        "tcp_user_timeout",
+        "sslmode",
+        "sslcert",
+        "sslkey",
+        "sslpassword",
+        "sslrootcert",
+        "sslcrl",
+        "sslnegotiation",
+        "require_auth",
+        "channel_binding",
+        "gssencmode",
+        "krbsrvname",
+        "target_session_attrs",
+        "load_balance_hosts",
+    }
+)
+
+#: psycopg ``Connection.connect()`` options, with the types they accept.
+CONNECTION_KEYS: Mapping[str, tuple[type, ...]] = {
+    "autocommit": (bool,),
+    "prepare_threshold": (int, type(None)),
+}
+
+VALID_KEYS = frozenset({"conninfo", *POOL_KEYS, *LIBPQ_KEYS, *CONNECTION_KEYS})
+
+#: Keys (and libpq environment variables) that name a server; with none of them
+#: set, the config starts the embedded server instead.
+_SERVER_KEYS = ("conninfo", "host", "hostaddr", "port", "dbname", "user", "password", "service")
+_SERVER_ENV = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGSERVICE")
+
+
+def masked_conninfo(conninfo: str) -> str:
+    """Return ``conninfo`` with any password replaced, for messages and reprs."""
+    try:
+        params = conninfo_to_dict(conninfo)
+    except Exception:
+        return "<unparsable conninfo>"
+    if "password" in params:
+        params["password"] = "***"
+    return make_conninfo(**{k: v for k, v in params.items() if v is not None})
+
+
+@dataclass(frozen=True)
+class PoolSettings:
+    """The checked contents of one ``connection_config`` mapping."""
+
+    conninfo: str
+    libpq: Mapping[str, Any] = field(default_factory=dict)
+    pool: Mapping[str, Any] = field(default_factory=dict)
+    autocommit: bool = True
+    prepare_threshold: int | None = 5
+
+    @classmethod
+    def from_mapping(cls, config: Mapping[str, Any] | None) -> PoolSettings:
+        """Sort and check a user's ``connection_config``; raise on anything unknown or mistyped."""
+        config = dict(config or {})
+        unknown = sorted(set(config) - VALID_KEYS)
+        if unknown:
+            raise ImproperConfigurationError(
+                f"unknown connection_config key(s) {', '.join(map(repr, unknown))}; "
+                f"valid keys are: {', '.join(sorted(VALID_KEYS))}"
+            )
+        for key, types in (*POOL_KEYS.items(), *CONNECTION_KEYS.items()):
+            if key in config and (
+                not isinstance(config[key], types)
+                or (bool not in types and isinstance(config[key], bool))
+            ):
+                names = " or ".join(t.__name__ for t in types)
+                raise ImproperConfigurationError(
+                    f"connection_config[{key!r}] must be {names}, got {config[key]!r}"
+                )
+        conninfo = config.get("conninfo", "")
+        if not isinstance(conninfo, str):
+            raise ImproperConfigurationError(
+                f"connection_config['conninfo'] must be a str, got {type(conninfo).__name__}"
+            )
+        libpq = {k: v for k, v in config.items() if k in LIBPQ_KEYS}
+        try:
+            merged = make_conninfo(conninfo, **libpq)
+        except Exception as exc:
+            raise ImproperConfigurationError(
+                f"connection_config does not form a valid conninfo: {exc}"
+            ) from None
+        pool = {k: v for k, v in config.items() if k in POOL_KEYS}
+        min_size = pool.get("min_size", 4)
+        max_size = pool.get("max_size", min_size)
+        if min_size < 0 or max_size < 1 or max_size < min_size:
+            raise ImproperConfigurationError(
+                f"pool sizes must satisfy 0 <= min_size <= max_size and max_size >= 1; "
+                f"got min_size={min_size}, max_size={max_size}"
+            )
+        return cls(
+            conninfo=merged,
+            libpq=libpq,
+            pool=pool,
+            autocommit=config.get("autocommit", True),
+            prepare_threshold=config.get("prepare_threshold", 5),
+        )
+
+    @property
+    def names_a_server(self) -> bool:
+        """Whether the config or libpq's environment says which server to use."""
+        if self.conninfo and any(k in conninfo_to_dict(self.conninfo) for k in _SERVER_KEYS):
+            return True
+        return any(os.environ.get(var) for var in _SERVER_ENV)
+
+    @property
+    def connect_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``Connection.connect()`` beyond the conninfo."""
+        return {"autocommit": self.autocommit, "prepare_threshold": self.prepare_threshold}
+
+    def __repr__(self) -> str:
+        return (
+            f"PoolSettings(conninfo={masked_conninfo(self.conninfo)!r}, pool={dict(self.pool)!r}, "
+            f"autocommit={self.autocommit!r})"
+        )

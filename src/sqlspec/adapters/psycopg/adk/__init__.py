@@ -1,0 +1,6 @@
+"""ADK session stores on psycopg 3: the async store and its generated sync twin."""
+
+from sqlspec.adapters.psycopg.adk._store_async import PsycopgAsyncADKStore
+from sqlspec.adapters.psycopg.adk._store_sync import PsycopgSyncADKStore
+
+__all__ = ["PsycopgAsyncADKStore", "PsycopgSyncADKStore"]

@@ -1,0 +1,385 @@
+"""Every SQL statement of the psycopg ADK stores, built once per set of table names.
+
+Identifiers are validated, then quoted with :class:`psycopg.sql.Identifier` in
+DDL and DML alike, so a mixed-case name means the same table everywhere. Each
+service call maps to one statement here, so it costs one round trip.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+from psycopg import sql
+
+from sqlspec.exceptions import ImproperConfigurationError
+
+__all__ = ["ADKStatements", "TableNames", "validate_identifier"]
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_MAX_IDENTIFIER_BYTES = 63
+
+#: Event fields kept in a column of their own, as (column, field, how the column stores it).
+#: Every other field, and the exact float timestamp, lives in ``event_data``.
+EVENT_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("invocation_id", "invocation_id", "text"),
+    ("author", "author", "text"),
+    ("actions", "actions", "bytea"),
+    ("long_running_tool_ids_json", "long_running_tool_ids", "json_text"),
+    ("branch", "branch", "text"),
+    ("content", "content", "jsonb"),
+    ("grounding_metadata", "grounding_metadata", "jsonb"),
+    ("custom_metadata", "custom_metadata", "jsonb"),
+    ("partial", "partial", "boolean"),
+    ("turn_complete", "turn_complete", "boolean"),
+    ("interrupted", "interrupted", "boolean"),
+    ("error_code", "error_code", "text"),
+    ("error_message", "error_message", "text"),
+)
+
+
+def validate_identifier(name: str, what: str) -> str:
+    """Accept a plain SQL identifier of at most 63 bytes, or raise saying why not."""
+    if not isinstance(name, str) or not _IDENTIFIER.fullmatch(name):
+        raise ImproperConfigurationError(
+            f"{what} {name!r} is not a plain identifier: use letters, digits and underscores, "
+            "starting with a letter or underscore"
+        )
+    if len(name.encode()) > _MAX_IDENTIFIER_BYTES:
+        raise ImproperConfigurationError(
+            f"{what} {name!r} is longer than PostgreSQL's {_MAX_IDENTIFIER_BYTES}-byte limit"
+        )
+    return name
+
+
+def _derived_name(table: str, suffix: str) -> str:
+    """An index or constraint name for ``table``, shortened with a hash past 63 bytes."""
+    name = f"idx_{table}_{suffix}"
+    if len(name.encode()) <= _MAX_IDENTIFIER_BYTES:
+        return name
+    digest = hashlib.sha1(name.encode()).hexdigest()[:8]
+    return f"{name[: _MAX_IDENTIFIER_BYTES - 9]}_{digest}"
+
+
+@dataclass(frozen=True)
+class TableNames:
+    """The four tables one store uses."""
+
+    sessions: str = "adk_sessions"
+    events: str = "adk_events"
+    app_states: str = "adk_app_states"
+    user_states: str = "adk_user_states"
+
+    def __post_init__(self) -> None:
+        for field, value in (
+            ("session_table", self.sessions),
+            ("events_table", self.events),
+            ("app_state_table", self.app_states),
+            ("user_state_table", self.user_states),
+        ):
+            validate_identifier(value, field)
+        names = [self.sessions, self.events, self.app_states, self.user_states]
+        if len(set(names)) != len(names):
+            raise ImproperConfigurationError(f"table names must differ, got {names}")
+
+
+def _event_json(alias: str) -> sql.Composable:
+    """Rebuild one event's JSON object from its columns and ``event_data``.
+
+    Columns holding SQL NULL are left out, so the object equals the event's
+    ``model_dump(exclude_none=True)``.
+    """
+    e = sql.Identifier(alias)
+    pairs: list[sql.Composable] = [
+        sql.SQL("({}, to_jsonb({}.{}))").format(sql.Literal("id"), e, sql.Identifier("id"))
+    ]
+    for column, field, kind in EVENT_COLUMNS:
+        col = sql.SQL("{}.{}").format(e, sql.Identifier(column))
+        if kind == "bytea":
+            value: sql.Composable = sql.SQL("convert_from({}, 'UTF8')::jsonb").format(col)
+        elif kind in ("json_text", "jsonb"):
+            value = sql.SQL("{}::jsonb").format(col)
+        else:
+            value = sql.SQL("to_jsonb({})").format(col)
+        pairs.append(sql.SQL("({}, {})").format(sql.Literal(field), value))
+    return sql.SQL(
+        "({e}.event_data || (SELECT jsonb_object_agg(f.k, f.v) FROM (VALUES {pairs}) AS f(k, v) "
+        "WHERE f.v IS NOT NULL))"
+    ).format(e=e, pairs=sql.SQL(", ").join(pairs))
+
+
+def _event_insert_values(j: sql.Composable) -> tuple[sql.Composable, sql.Composable]:
+    """The column list and SELECT expressions that split event JSON ``j`` into columns."""
+    columns: list[sql.Composable] = [sql.Identifier("id")]
+    values: list[sql.Composable] = [sql.SQL("{} ->> 'id'").format(j)]
+    for column, field, kind in EVENT_COLUMNS:
+        columns.append(sql.Identifier(column))
+        key = sql.Literal(field)
+        if kind == "text":
+            values.append(sql.SQL("{} ->> {}").format(j, key))
+        elif kind == "boolean":
+            values.append(sql.SQL("({} ->> {})::boolean").format(j, key))
+        elif kind == "jsonb":
+            values.append(sql.SQL("{} -> {}").format(j, key))
+        elif kind == "json_text":
+            values.append(sql.SQL("({} -> {})::text").format(j, key))
+        else:
+            values.append(sql.SQL("convert_to(({} -> {})::text, 'UTF8')").format(j, key))
+    columns.append(sql.Identifier("timestamp"))
+    values.append(sql.SQL("to_timestamp(({} -> 'timestamp')::float8)").format(j))
+    kept = sql.SQL("ARRAY[{}]::text[]").format(
+        sql.SQL(", ").join(sql.Literal(f) for f in ("id", *(f for _, f, _ in EVENT_COLUMNS)))
+    )
+    columns.append(sql.Identifier("event_data"))
+    values.append(sql.SQL("{} - {}").format(j, kept))
+    return sql.SQL(", ").join(columns), sql.SQL(", ").join(values)
+
+
+class ADKStatements:
+    """The DDL and DML for one :class:`TableNames`."""
+
+    def __init__(self, tables: TableNames) -> None:
+        self.tables = tables
+        s = sql.Identifier(tables.sessions)
+        e = sql.Identifier(tables.events)
+        a = sql.Identifier(tables.app_states)
+        u = sql.Identifier(tables.user_states)
+        names = {
+            "sessions": s,
+            "events": e,
+            "app_states": a,
+            "user_states": u,
+            "idx_app_user": sql.Identifier(_derived_name(tables.sessions, "app_user")),
+            "idx_update_time": sql.Identifier(_derived_name(tables.sessions, "update_time")),
+            "idx_state": sql.Identifier(_derived_name(tables.sessions, "state")),
+            "idx_events": sql.Identifier(_derived_name(tables.events, "session")),
+            "fk_events": sql.Identifier(_derived_name(tables.events, "session_fk")),
+        }
+
+        #: Serializes concurrent ``create_tables()`` calls for this table set.
+        self.lock_key = int.from_bytes(
+            hashlib.sha1(f"sqlspec.adk:{tables.sessions}".encode()).digest()[:8], "big", signed=True
+        )
+        self.create_tables: tuple[sql.Composable, ...] = tuple(
+            sql.SQL(stmt).format(**names)
+            for stmt in (
+                """CREATE TABLE IF NOT EXISTS {sessions} (
+                    id VARCHAR(128) NOT NULL,
+                    app_name VARCHAR(128) NOT NULL,
+                    user_id VARCHAR(128) NOT NULL,
+                    state JSONB NOT NULL DEFAULT '{{}}'::jsonb,
+                    create_time TIMESTAMPTZ NOT NULL DEFAULT CURRENT_TIMESTAMP,
+                    update_time TIMESTAMPTZ NOT NULL DEFAULT CURRENT_TIMESTAMP,
+                    revision BIGINT NOT NULL DEFAULT 0,
+                    PRIMARY KEY (app_name, user_id, id)
+                ) WITH (fillfactor = 80)""",
+                """CREATE INDEX IF NOT EXISTS {idx_app_user}
+                    ON {sessions} (app_name, user_id, update_time, id)""",
+                """CREATE INDEX IF NOT EXISTS {idx_update_time}
+                    ON {sessions} (update_time DESC)""",
+                """CREATE INDEX IF NOT EXISTS {idx_state}
+                    ON {sessions} USING GIN (state) WHERE state != '{{}}'::jsonb""",
+                """CREATE TABLE IF NOT EXISTS {events} (
+                    id VARCHAR(128) NOT NULL,
+                    session_id VARCHAR(128) NOT NULL,
+                    app_name VARCHAR(128) NOT NULL,
+                    user_id VARCHAR(128) NOT NULL,
+                    invocation_id VARCHAR(256),
+                    author VARCHAR(256),
+                    actions BYTEA,
+                    long_running_tool_ids_json TEXT,
+                    branch VARCHAR(256),
+                    "timestamp" TIMESTAMPTZ NOT NULL DEFAULT CURRENT_TIMESTAMP,
+                    content JSONB,
+                    grounding_metadata JSONB,
+                    custom_metadata JSONB,
+                    partial BOOLEAN,
+                    turn_complete BOOLEAN,
+                    interrupted BOOLEAN,
+                    error_code VARCHAR(256),
+                    error_message TEXT,
+                    event_data JSONB NOT NULL DEFAULT '{{}}'::jsonb,
+                    PRIMARY KEY (app_name, user_id, session_id, id),
+                    CONSTRAINT {fk_events} FOREIGN KEY (app_name, user_id, session_id)
+                        REFERENCES {sessions} (app_name, user_id, id) ON DELETE CASCADE
+                )""",
+                """CREATE INDEX IF NOT EXISTS {idx_events}
+                    ON {events} (app_name, user_id, session_id, "timestamp" ASC)""",
+                """CREATE TABLE IF NOT EXISTS {app_states} (
+                    app_name VARCHAR(128) PRIMARY KEY,
+                    state JSONB NOT NULL DEFAULT '{{}}'::jsonb,
+                    update_time TIMESTAMPTZ NOT NULL DEFAULT CURRENT_TIMESTAMP
+                )""",
+                """CREATE TABLE IF NOT EXISTS {user_states} (
+                    app_name VARCHAR(128) NOT NULL,
+                    user_id VARCHAR(128) NOT NULL,
+                    state JSONB NOT NULL DEFAULT '{{}}'::jsonb,
+                    update_time TIMESTAMPTZ NOT NULL DEFAULT CURRENT_TIMESTAMP,
+                    PRIMARY KEY (app_name, user_id)
+                )""",
+            )
+        )
+
+        upsert_app = sql.SQL(
+            """{a_cte} AS (
+                INSERT INTO {app_states} AS t (app_name, state)
+                SELECT %(app_name)s, %(app_delta)s::jsonb FROM {gate}
+                WHERE %(app_delta)s::jsonb IS NOT NULL
+                ON CONFLICT (app_name) DO UPDATE
+                    SET state = t.state || EXCLUDED.state, update_time = now()
+                RETURNING t.state
+            ), {u_cte} AS (
+                INSERT INTO {user_states} AS t (app_name, user_id, state)
+                SELECT %(app_name)s, %(user_id)s, %(user_delta)s::jsonb FROM {gate}
+                WHERE %(user_delta)s::jsonb IS NOT NULL
+                ON CONFLICT (app_name, user_id) DO UPDATE
+                    SET state = t.state || EXCLUDED.state, update_time = now()
+                RETURNING t.state
+            )"""
+        )
+
+        #: Insert a session and apply its app/user deltas, all or nothing; no row
+        #: back means the id is taken.
+        self.create_session = sql.SQL(
+            """WITH new_session AS (
+                INSERT INTO {sessions} (id, app_name, user_id, state, create_time, update_time)
+                VALUES (%(session_id)s, %(app_name)s, %(user_id)s,
+                        COALESCE(%(session_state)s::jsonb, '{{}}'::jsonb), %(now)s, %(now)s)
+                ON CONFLICT DO NOTHING
+                RETURNING revision, update_time
+            ), {upserts}
+            SELECT n.revision, n.update_time,
+                COALESCE((SELECT state FROM new_app),
+                         (SELECT state FROM {app_states} WHERE app_name = %(app_name)s))::text,
+                COALESCE((SELECT state FROM new_user),
+                         (SELECT state FROM {user_states}
+                          WHERE app_name = %(app_name)s AND user_id = %(user_id)s))::text
+            FROM new_session n"""
+        ).format(
+            upserts=upsert_app.format(
+                a_cte=sql.Identifier("new_app"),
+                u_cte=sql.Identifier("new_user"),
+                gate=sql.Identifier("new_session"),
+                **names,
+            ),
+            **names,
+        )
+
+        events_of_session = sql.SQL(
+            """SELECT jsonb_agg(x.ev ORDER BY x.ts, x.exact_ts, x.id)::text FROM (
+                SELECT {event_json} AS ev, e."timestamp" AS ts,
+                       (e.event_data -> 'timestamp')::float8 AS exact_ts, e.id
+                FROM {events} e
+                WHERE e.app_name = s.app_name AND e.user_id = s.user_id AND e.session_id = s.id
+                {after}
+                ORDER BY e."timestamp" DESC, (e.event_data -> 'timestamp')::float8 DESC, e.id DESC
+                LIMIT %(limit)s
+            ) x"""
+        )
+        after_filter = sql.SQL(
+            """AND e."timestamp" >= to_timestamp(%(after)s) - interval '1 microsecond'
+               AND (e.event_data -> 'timestamp')::float8 >= %(after)s"""
+        )
+        get_session = sql.SQL(
+            """SELECT s.state::text, s.update_time, s.revision, a.state::text, u.state::text,
+                ({events_query})
+            FROM {sessions} s
+            LEFT JOIN {app_states} a ON a.app_name = s.app_name
+            LEFT JOIN {user_states} u ON u.app_name = s.app_name AND u.user_id = s.user_id
+            WHERE s.app_name = %(app_name)s AND s.user_id = %(user_id)s AND s.id = %(session_id)s"""
+        )
+        event_json = _event_json("e")
+        #: Load a session with its merged state and (a window of) its events.
+        self.get_session = get_session.format(
+            events_query=events_of_session.format(event_json=event_json, after=sql.SQL(""), **names),
+            **names,
+        )
+        #: As :attr:`get_session`, keeping only events at or after ``%(after)s``.
+        self.get_session_after = get_session.format(
+            events_query=events_of_session.format(event_json=event_json, after=after_filter, **names),
+            **names,
+        )
+
+        list_sessions = sql.SQL(
+            """SELECT s.id, s.user_id, s.state::text, s.update_time, s.revision,
+                a.state::text, u.state::text
+            FROM {sessions} s
+            LEFT JOIN {app_states} a ON a.app_name = s.app_name
+            LEFT JOIN {user_states} u ON u.app_name = s.app_name AND u.user_id = s.user_id
+            WHERE s.app_name = %(app_name)s {user_filter}
+            ORDER BY s.update_time, s.user_id, s.id"""
+        )
+        #: Every session of an app, oldest update first.
+        self.list_sessions_of_app = list_sessions.format(user_filter=sql.SQL(""), **names)
+        #: Every session of one user, oldest update first.
+        self.list_sessions_of_user = list_sessions.format(
+            user_filter=sql.SQL("AND s.user_id = %(user_id)s"), **names
+        )
+
+        self.delete_session = sql.SQL(
+            "DELETE FROM {sessions} WHERE app_name = %(app_name)s AND user_id = %(user_id)s "
+            "AND id = %(session_id)s"
+        ).format(**names)
+
+        self.get_user_state = sql.SQL(
+            "SELECT state::text FROM {user_states} WHERE app_name = %(app_name)s "
+            "AND user_id = %(user_id)s"
+        ).format(**names)
+
+        #: The revision a session is at, and its last event's id (for sessions
+        #: that carry no revision marker).
+        self.session_revision = sql.SQL(
+            """SELECT s.revision, s.update_time, (
+                SELECT e.id FROM {events} e
+                WHERE e.app_name = s.app_name AND e.user_id = s.user_id AND e.session_id = s.id
+                ORDER BY e."timestamp" DESC, (e.event_data -> 'timestamp')::float8 DESC, e.id DESC
+                LIMIT 1)
+            FROM {sessions} s
+            WHERE s.app_name = %(app_name)s AND s.user_id = %(user_id)s AND s.id = %(session_id)s"""
+        ).format(**names)
+
+        insert_columns, insert_values = _event_insert_values(sql.SQL("ev.j"))
+        #: Check the revision, write the event and every state delta, all in one
+        #: statement: the UPDATE's row lock makes a second writer from the same
+        #: revision match no row. The last columns say why nothing was written:
+        #: the session's current revision (NULL: no such session) and, when the
+        #: event id is already stored, that event's JSON.
+        self.append_event = sql.SQL(
+            """WITH ev AS (SELECT %(event)s::jsonb AS j),
+            bumped AS (
+                UPDATE {sessions} SET
+                    state = CASE WHEN %(session_delta)s::jsonb IS NULL THEN state
+                                 ELSE state || %(session_delta)s::jsonb END,
+                    update_time = %(update_time)s,
+                    revision = revision + 1
+                WHERE app_name = %(app_name)s AND user_id = %(user_id)s AND id = %(session_id)s
+                  AND revision = %(revision)s
+                  AND NOT EXISTS (
+                    SELECT 1 FROM {events} e, ev
+                    WHERE e.app_name = %(app_name)s AND e.user_id = %(user_id)s
+                      AND e.session_id = %(session_id)s AND e.id = ev.j ->> 'id')
+                RETURNING revision
+            ), inserted AS (
+                INSERT INTO {events} (session_id, app_name, user_id, {insert_columns})
+                SELECT %(session_id)s, %(app_name)s, %(user_id)s, {insert_values}
+                FROM ev, bumped
+            ), {upserts}
+            SELECT (SELECT revision FROM bumped),
+                (SELECT revision FROM {sessions}
+                 WHERE app_name = %(app_name)s AND user_id = %(user_id)s AND id = %(session_id)s),
+                (SELECT {event_json}::text FROM {events} e, ev
+                 WHERE e.app_name = %(app_name)s AND e.user_id = %(user_id)s
+                   AND e.session_id = %(session_id)s AND e.id = ev.j ->> 'id')"""
+        ).format(
+            insert_columns=insert_columns,
+            insert_values=insert_values,
+            upserts=upsert_app.format(
+                a_cte=sql.Identifier("new_app"),
+                u_cte=sql.Identifier("new_user"),
+                gate=sql.Identifier("bumped"),
+                **names,
+            ),
+            event_json=event_json,
+            **names,
+        )

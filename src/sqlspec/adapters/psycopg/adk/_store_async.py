@@ -1,0 +1,197 @@
+"""The async psycopg ADK store: one statement per call, run on a pooled connection.
+
+This file is the source of :mod:`._store_sync`, which ``tools/async_to_sync.py``
+generates from it; edit this one and regenerate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime, timezone
+from typing import Any, ClassVar, Literal
+
+from google.adk.errors.already_exists_error import AlreadyExistsError
+from google.adk.events.event import Event
+from google.adk.sessions.base_session_service import GetSessionConfig
+from google.adk.sessions.session import Session
+from psycopg import AsyncConnection, AsyncCursor, sql
+from psycopg.rows import TupleRow
+
+from sqlspec.adapters.psycopg._config import PsycopgAsyncConfig
+from sqlspec.adapters.psycopg.adk._common import (
+    StoreBase,
+    append_outcome,
+    append_params,
+    check_marker_less_session,
+    translate_errors,
+)
+from sqlspec.extensions.adk import _codec
+
+__all__ = ["PsycopgAsyncADKStore"]
+
+
+class PsycopgAsyncADKStore(StoreBase):
+    """ADK sessions, events and app/user state in PostgreSQL, through an async pool.
+
+    Args:
+        config: where connections come from.
+        session_table: sessions table name (default ``adk_sessions``).
+        events_table: events table name (default ``adk_events``).
+        app_state_table: ``app:`` state table name (default ``adk_app_states``).
+        user_state_table: ``user:`` state table name (default ``adk_user_states``).
+    """
+
+    is_async: ClassVar[Literal[True]] = True
+
+    def __init__(
+        self,
+        config: PsycopgAsyncConfig,
+        session_table: str = "adk_sessions",
+        events_table: str = "adk_events",
+        app_state_table: str = "adk_app_states",
+        user_state_table: str = "adk_user_states",
+    ) -> None:
+        super().__init__(session_table, events_table, app_state_table, user_state_table)
+        self.config = config
+
+    @asynccontextmanager
+    async def _cursor(self) -> AsyncIterator[AsyncCursor[TupleRow]]:
+        """A cursor on a pooled connection in autocommit: each statement is its own transaction."""
+        with translate_errors():
+            async with self.config.provide_connection() as conn:
+                if not conn.autocommit:
+                    await conn.set_autocommit(True)
+                async with conn.cursor() as cur:
+                    yield cur
+
+    async def _fetchone(
+        self, query: sql.Composable, params: dict[str, Any]
+    ) -> tuple[Any, ...] | None:
+        async with self._cursor() as cur:
+            await cur.execute(query, params)
+            return await cur.fetchone()
+
+    async def create_tables(self) -> None:
+        """Create the tables and indexes if they do not exist; safe to call concurrently."""
+        with translate_errors():
+            async with self.config.provide_connection() as conn:
+                await self._create_tables(conn)
+
+    async def _create_tables(self, conn: AsyncConnection[TupleRow]) -> None:
+        async with conn.transaction(), conn.cursor() as cur:
+            await cur.execute("SELECT pg_advisory_xact_lock(%s)", (self.statements.lock_key,))
+            for statement in self.statements.create_tables:
+                await cur.execute(statement)
+
+    async def create_session(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        state: dict[str, Any] | None = None,
+        session_id: str | None = None,
+    ) -> Session:
+        """Store a new session; its ``app:``/``user:`` keys go to the shared state tables.
+
+        Raises:
+            AlreadyExistsError: the app and user already have a session with this id.
+        """
+        session_id = _codec.new_session_id(session_id)
+        _codec.check_ids(app_name=app_name, user_id=user_id, session_id=session_id)
+        deltas = _codec.split_state(state)
+        now = datetime.now(timezone.utc)
+        row = await self._fetchone(
+            self.statements.create_session,
+            {
+                "app_name": app_name,
+                "user_id": user_id,
+                "session_id": session_id,
+                "session_state": deltas.session,
+                "app_delta": deltas.app,
+                "user_delta": deltas.user,
+                "now": now,
+            },
+        )
+        if row is None:
+            raise AlreadyExistsError(f"Session with id {session_id} already exists.")
+        revision, update_time, app_state, user_state = row
+        return _codec.build_session(
+            session_id=session_id,
+            app_name=app_name,
+            user_id=user_id,
+            session_state=deltas.session,
+            app_state=app_state,
+            user_state=user_state,
+            update_time=update_time,
+            revision=revision,
+        )
+
+    async def get_session(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        session_id: str,
+        config: GetSessionConfig | None = None,
+    ) -> Session | None:
+        """Load a session with its merged state and the events ``config`` selects."""
+        query, params = self.get_session_query(app_name, user_id, session_id, config)
+        row = await self._fetchone(query, params)
+        return self.session_from_row(app_name, user_id, params["session_id"], row)
+
+    async def list_sessions(self, *, app_name: str, user_id: str | None = None) -> list[Session]:
+        """Every session of an app (or of one user), without events, oldest update first."""
+        query, params = self.list_sessions_query(app_name, user_id)
+        async with self._cursor() as cur:
+            await cur.execute(query, params)
+            rows = await cur.fetchall()
+        return self.sessions_from_rows(app_name, rows)
+
+    async def delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:
+        """Delete a session and, by cascade, its events; a missing session is not an error."""
+        _codec.check_ids(app_name=app_name, user_id=user_id, session_id=session_id)
+        async with self._cursor() as cur:
+            await cur.execute(
+                self.statements.delete_session,
+                {"app_name": app_name, "user_id": user_id, "session_id": session_id.strip()},
+            )
+
+    async def get_user_state(self, *, app_name: str, user_id: str) -> dict[str, Any]:
+        """The user's ``user:`` state, keys without the prefix; ``{}`` if none."""
+        _codec.check_ids(app_name=app_name, user_id=user_id)
+        row = await self._fetchone(
+            self.statements.get_user_state, {"app_name": app_name, "user_id": user_id}
+        )
+        return _codec.decode_state(row[0] if row else None)
+
+    async def append_event(self, session: Session, event: Event) -> bool:
+        """Store ``event`` and its state delta if ``session`` is still the stored revision.
+
+        ``event`` must already have its ``temp:`` keys removed. Returns ``False``
+        when this very event was stored before (a retried call), in which case
+        nothing changes.
+
+        Raises:
+            SessionNotFoundError: no such session.
+            StaleSessionError: another writer appended since ``session`` was loaded.
+            AlreadyExistsError: a different event with this id is already stored.
+        """
+        revision = _codec.get_revision(session)
+        if revision is None:
+            revision = await self._marker_less_revision(session)
+        params = append_params(session, event, revision)
+        row = await self._fetchone(self.statements.append_event, params)
+        return append_outcome(session, event, params, row)
+
+    async def _marker_less_revision(self, session: Session) -> int:
+        """The revision a session built by hand (no marker) stands for, checked as ADK does."""
+        row = await self._fetchone(
+            self.statements.session_revision,
+            {"app_name": session.app_name, "user_id": session.user_id, "session_id": session.id},
+        )
+        return check_marker_less_session(session, row)
+
+    async def close(self) -> None:
+        """Close the config's pool."""
+        await self.config.close()

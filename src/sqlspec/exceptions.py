@@ -1,0 +1,38 @@
+"""The errors this library raises, under one root class.
+
+Each error subclasses the builtin a caller would already catch (``ValueError`` for
+bad input), so code written against ADK's own services keeps working.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ImproperConfigurationError",
+    "InvalidValueError",
+    "MissingTablesError",
+    "SQLSpecError",
+]
+
+
+class SQLSpecError(Exception):
+    """Root of every error raised by this library."""
+
+    __module__ = "sqlspec"
+
+
+class ImproperConfigurationError(SQLSpecError, ValueError):
+    """A configuration or table name that cannot work; fix the argument named in the message."""
+
+    __module__ = "sqlspec"
+
+
+class InvalidValueError(SQLSpecError, ValueError):
+    """A value PostgreSQL cannot store as given; nothing was written."""
+
+    __module__ = "sqlspec"
+
+
+class MissingTablesError(SQLSpecError, RuntimeError):
+    """The store's tables do not exist yet; call ``create_tables()`` first."""
+
+    __module__ = "sqlspec"

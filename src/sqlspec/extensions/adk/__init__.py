@@ -1,0 +1,6 @@
+"""Google ADK integration: the session service and the store interface it uses."""
+
+from sqlspec.extensions.adk._service import SQLSpecSessionService, SyncSQLSpecSessionService
+from sqlspec.extensions.adk._store import AsyncADKStore, SyncADKStore
+
+__all__ = ["AsyncADKStore", "SQLSpecSessionService", "SyncADKStore", "SyncSQLSpecSessionService"]

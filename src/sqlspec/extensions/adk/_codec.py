@@ -1,0 +1,215 @@
+"""ADK models to and from what a store writes and reads; shared by every store.
+
+Everything here is pure: validation, state splitting, JSON encoding and decoding,
+and building :class:`~google.adk.sessions.Session` objects. The stores only add
+the I/O, so the sync and async twins cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import pydantic_core
+from google.adk.events.event import Event
+from google.adk.sessions.session import Session
+from google.adk.sessions.state import State
+from pydantic import TypeAdapter
+
+from sqlspec.exceptions import InvalidValueError
+
+__all__ = [
+    "ID_MAX_LENGTH",
+    "StateDeltas",
+    "build_session",
+    "check_ids",
+    "decode_events",
+    "decode_state",
+    "encode_event",
+    "encode_state",
+    "new_session_id",
+    "split_state",
+    "to_datetime",
+]
+
+logger = logging.getLogger("sqlspec.extensions.adk")
+
+#: Length of the id columns (``VARCHAR(128)``), checked before any I/O.
+ID_MAX_LENGTH = 128
+#: Event fields stored in ``VARCHAR(256)`` columns.
+EVENT_TEXT_MAX_LENGTH = 256
+
+_EVENT_LIST: TypeAdapter[list[Event]] = TypeAdapter(list[Event])
+
+
+def check_ids(**ids: str | None) -> None:
+    """Refuse ids PostgreSQL cannot store in their columns, before anything is sent."""
+    for name, value in ids.items():
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise InvalidValueError(f"{name} must be a str, got {type(value).__name__}")
+        if len(value) > ID_MAX_LENGTH:
+            raise InvalidValueError(
+                f"{name} is {len(value)} characters long; the column holds at most {ID_MAX_LENGTH}"
+            )
+        if "\x00" in value:
+            raise InvalidValueError(f"{name} contains a NUL character, which PostgreSQL cannot store")
+
+
+def new_session_id(session_id: str | None) -> str:
+    """The id a new session gets: the caller's, stripped as ADK does, or a fresh UUID."""
+    session_id = session_id.strip() if session_id else None
+    return session_id or str(uuid.uuid4())
+
+
+@dataclass(frozen=True)
+class StateDeltas:
+    """A state mapping split by scope, each part JSON-encoded (``None`` when empty)."""
+
+    app: str | None
+    user: str | None
+    session: str | None
+
+
+def encode_state(value: Mapping[str, Any]) -> str:
+    """Encode state as JSON the way ADK's database service does.
+
+    A value with no JSON form is stored as its string form, with a warning, as
+    ADK does. NaN and infinities are passed through for PostgreSQL to refuse,
+    so that the store raises :class:`~sqlspec.InvalidValueError` instead of
+    silently storing ``null``.
+    """
+    try:
+        return pydantic_core.to_json(value, inf_nan_mode="constants").decode()
+    except pydantic_core.PydanticSerializationError:
+        logger.warning(
+            "Some session state values are not JSON-serializable; their string form "
+            "is stored instead.",
+            exc_info=True,
+        )
+        return pydantic_core.to_json(
+            value, inf_nan_mode="constants", serialize_unknown=True
+        ).decode()
+
+
+def split_state(state: Mapping[str, Any] | None) -> StateDeltas:
+    """Split a state mapping into app, user and session parts; ``temp:`` keys are dropped."""
+    app: dict[str, Any] = {}
+    user: dict[str, Any] = {}
+    session: dict[str, Any] = {}
+    for key, value in (state or {}).items():
+        if key.startswith(State.APP_PREFIX):
+            app[key.removeprefix(State.APP_PREFIX)] = value
+        elif key.startswith(State.USER_PREFIX):
+            user[key.removeprefix(State.USER_PREFIX)] = value
+        elif not key.startswith(State.TEMP_PREFIX):
+            session[key] = value
+    return StateDeltas(
+        app=encode_state(app) if app else None,
+        user=encode_state(user) if user else None,
+        session=encode_state(session) if session else None,
+    )
+
+
+def decode_state(text: str | None) -> dict[str, Any]:
+    """Decode a JSONB state column read as text."""
+    if not text:
+        return {}
+    value: dict[str, Any] = pydantic_core.from_json(text)
+    return value
+
+
+def encode_event(event: Event) -> str:
+    """Encode an event losslessly, in ADK's own JSON form (every field, exact timestamp).
+
+    Event fields longer than their columns are refused here, before any I/O.
+    """
+    for name in ("invocation_id", "author", "branch", "error_code"):
+        value = getattr(event, name, None)
+        if isinstance(value, str) and len(value) > EVENT_TEXT_MAX_LENGTH:
+            raise InvalidValueError(
+                f"event.{name} is {len(value)} characters long; "
+                f"the column holds at most {EVENT_TEXT_MAX_LENGTH}"
+            )
+    if len(event.id) > ID_MAX_LENGTH:
+        raise InvalidValueError(
+            f"event.id is {len(event.id)} characters long; the column holds at most {ID_MAX_LENGTH}"
+        )
+    return event.model_dump_json(exclude_none=True)
+
+
+def decode_events(text: str | None) -> list[Event]:
+    """Decode a JSON array of events, as aggregated by the server, straight from its text."""
+    if not text:
+        return []
+    return _EVENT_LIST.validate_json(text)
+
+
+def decode_event(text: str) -> Event:
+    """Decode one event from its JSON text."""
+    return Event.model_validate_json(text)
+
+
+def to_datetime(timestamp: float) -> datetime:
+    """An epoch timestamp as the aware datetime a ``TIMESTAMPTZ`` column keeps (microseconds)."""
+    return datetime.fromtimestamp(timestamp, tz=timezone.utc)
+
+
+def merge_state(
+    session_state: dict[str, Any], app_state: dict[str, Any], user_state: dict[str, Any]
+) -> dict[str, Any]:
+    """Session state with app and user state merged back in under their prefixes."""
+    merged = dict(session_state)
+    for key, value in app_state.items():
+        merged[State.APP_PREFIX + key] = value
+    for key, value in user_state.items():
+        merged[State.USER_PREFIX + key] = value
+    return merged
+
+
+def build_session(
+    *,
+    session_id: str,
+    app_name: str,
+    user_id: str,
+    session_state: str | None,
+    app_state: str | None,
+    user_state: str | None,
+    update_time: datetime,
+    revision: int,
+    events: list[Event] | None = None,
+) -> Session:
+    """Build the :class:`Session` a read returns, stamped with its storage revision."""
+    session = Session(
+        id=session_id,
+        app_name=app_name,
+        user_id=user_id,
+        state=merge_state(
+            decode_state(session_state), decode_state(app_state), decode_state(user_state)
+        ),
+        events=events or [],
+        last_update_time=update_time.timestamp(),
+    )
+    set_revision(session, revision)
+    return session
+
+
+def set_revision(session: Session, revision: int) -> None:
+    """Record the storage revision the in-memory session reflects."""
+    session._storage_update_marker = str(revision)
+
+
+def get_revision(session: Session) -> int | None:
+    """The storage revision a session was loaded at, or ``None`` for a session built by hand."""
+    marker = session._storage_update_marker
+    if marker is None:
+        return None
+    try:
+        return int(marker)
+    except ValueError:
+        return None

@@ -1,0 +1,260 @@
+"""``SQLSpecSessionService``: ADK's ``BaseSessionService`` over an async or a sync store.
+
+With an async store every method is a coroutine, as ADK expects. With a sync
+store (``PsycopgSyncADKStore``) ``SQLSpecSessionService(store)`` builds a
+:class:`SyncSQLSpecSessionService`, whose methods adapt to the caller:
+
+- called where no event loop runs (a plain script), a method blocks and returns
+  its result, so ``session = service.create_session(...)`` is a real ``Session``;
+- called inside a running event loop (an ADK ``Runner``), it starts the blocking
+  call on the loop's default executor at once and returns an awaitable of the
+  result, so ``await service.get_session(...)`` works and the loop never blocks.
+  The work runs whether or not it is awaited; an error nobody retrieves is
+  reported by asyncio, never dropped silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, TypeVar, overload
+
+from google.adk.events.event import Event
+from google.adk.sessions.base_session_service import (
+    BaseSessionService,
+    GetSessionConfig,
+    ListSessionsResponse,
+)
+from google.adk.sessions.session import Session
+
+from sqlspec.extensions.adk._store import AsyncADKStore, SyncADKStore
+
+__all__ = ["SQLSpecSessionService", "SyncSQLSpecSessionService"]
+
+T = TypeVar("T")
+
+
+def _check_config(config: GetSessionConfig | None) -> None:
+    # GetSessionConfig validates on construction only; an assigned value is checked here.
+    if config is not None and config.num_recent_events is not None and config.num_recent_events < 0:
+        raise ValueError("num_recent_events must be greater than or equal to 0.")
+
+
+class SQLSpecSessionService(BaseSessionService):
+    """ADK session service persisting through a SQLSpec ADK store.
+
+    Args:
+        store: an async store (methods are coroutines) or a sync store (see
+            :class:`SyncSQLSpecSessionService` for how its methods behave).
+    """
+
+    store: Any
+
+    @overload
+    def __new__(cls, store: AsyncADKStore) -> SQLSpecSessionService: ...
+
+    @overload
+    def __new__(cls, store: SyncADKStore) -> SyncSQLSpecSessionService: ...
+
+    def __new__(cls, store: AsyncADKStore | SyncADKStore) -> SQLSpecSessionService:
+        if cls is SQLSpecSessionService and not store.is_async:
+            cls = SyncSQLSpecSessionService
+        return super().__new__(cls)
+
+    def __init__(self, store: AsyncADKStore | SyncADKStore) -> None:
+        self.store = store
+
+    def _before_append(self, session: Session, event: Event) -> bool:
+        """Apply ADK's in-memory rules before storing; ``False`` if nothing is to be stored."""
+        if event.partial:
+            return False
+        self._apply_temp_state(session, event)
+        self._trim_temp_delta_state(event)
+        return True
+
+    def _after_append(self, session: Session, event: Event, stored: bool) -> Event:
+        """Reflect a stored event in the in-memory session, as ADK's services do."""
+        if stored:
+            self._commit_event_to_session(session, event)
+        return event
+
+    async def create_session(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        state: dict[str, Any] | None = None,
+        session_id: str | None = None,
+    ) -> Session:
+        """Create a session; raises ``AlreadyExistsError`` if the id is taken."""
+        store: AsyncADKStore = self.store
+        return await store.create_session(
+            app_name=app_name, user_id=user_id, state=state, session_id=session_id
+        )
+
+    async def get_session(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        session_id: str,
+        config: GetSessionConfig | None = None,
+    ) -> Session | None:
+        """Load a session with merged state and the events ``config`` selects; ``None`` if absent."""
+        _check_config(config)
+        store: AsyncADKStore = self.store
+        return await store.get_session(
+            app_name=app_name, user_id=user_id, session_id=session_id, config=config
+        )
+
+    async def list_sessions(
+        self, *, app_name: str, user_id: str | None = None
+    ) -> ListSessionsResponse:
+        """Sessions of an app (or one user) without events, oldest update first."""
+        store: AsyncADKStore = self.store
+        sessions = await store.list_sessions(app_name=app_name, user_id=user_id)
+        return ListSessionsResponse(sessions=sessions)
+
+    async def delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:
+        """Delete a session and its events."""
+        store: AsyncADKStore = self.store
+        await store.delete_session(app_name=app_name, user_id=user_id, session_id=session_id)
+
+    async def get_user_state(self, *, app_name: str, user_id: str) -> dict[str, Any]:
+        """The user's ``user:`` state with the prefix removed; ``{}`` if none."""
+        store: AsyncADKStore = self.store
+        return await store.get_user_state(app_name=app_name, user_id=user_id)
+
+    async def append_event(self, session: Session, event: Event) -> Event:
+        """Persist ``event`` and its state delta, then add it to ``session``.
+
+        Raises ``StaleSessionError`` if another writer appended since ``session``
+        was loaded, and ``SessionNotFoundError`` if it no longer exists.
+        """
+        stored = False
+        if self._before_append(session, event):
+            store: AsyncADKStore = self.store
+            stored = await store.append_event(session, event)
+        return self._after_append(session, event, stored)
+
+    async def close(self) -> None:
+        """Close the store's connection pool."""
+        store: AsyncADKStore = self.store
+        await store.close()
+
+    async def __aenter__(self) -> SQLSpecSessionService:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+class SyncSQLSpecSessionService(SQLSpecSessionService):
+    """The service over a sync store; see the module docstring for how calls behave.
+
+    Each method returns its result directly where no event loop runs, and an
+    awaitable of it inside a running loop. The annotations describe the direct
+    form, the one a sync caller sees.
+    """
+
+    store: SyncADKStore
+
+    def _call(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return fn(*args, **kwargs)
+        context = contextvars.copy_context()
+        future = loop.run_in_executor(None, functools.partial(context.run, fn, *args, **kwargs))
+        return future  # type: ignore[return-value]  # awaitable form, see the class docstring
+
+    def create_session(  # type: ignore[override]
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        state: dict[str, Any] | None = None,
+        session_id: str | None = None,
+    ) -> Session:
+        """Create a session; raises ``AlreadyExistsError`` if the id is taken."""
+        return self._call(
+            self.store.create_session,
+            app_name=app_name,
+            user_id=user_id,
+            state=state,
+            session_id=session_id,
+        )
+
+    def get_session(  # type: ignore[override]
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        session_id: str,
+        config: GetSessionConfig | None = None,
+    ) -> Session | None:
+        """Load a session with merged state and the events ``config`` selects; ``None`` if absent."""
+        _check_config(config)
+        return self._call(
+            self.store.get_session,
+            app_name=app_name,
+            user_id=user_id,
+            session_id=session_id,
+            config=config,
+        )
+
+    def list_sessions(  # type: ignore[override]
+        self, *, app_name: str, user_id: str | None = None
+    ) -> ListSessionsResponse:
+        """Sessions of an app (or one user) without events, oldest update first."""
+        return self._call(self._list_sessions, app_name, user_id)
+
+    def _list_sessions(self, app_name: str, user_id: str | None) -> ListSessionsResponse:
+        return ListSessionsResponse(
+            sessions=self.store.list_sessions(app_name=app_name, user_id=user_id)
+        )
+
+    def delete_session(  # type: ignore[override]
+        self, *, app_name: str, user_id: str, session_id: str
+    ) -> None:
+        """Delete a session and its events."""
+        return self._call(
+            self.store.delete_session, app_name=app_name, user_id=user_id, session_id=session_id
+        )
+
+    def get_user_state(  # type: ignore[override]
+        self, *, app_name: str, user_id: str
+    ) -> dict[str, Any]:
+        """The user's ``user:`` state with the prefix removed; ``{}`` if none."""
+        return self._call(self.store.get_user_state, app_name=app_name, user_id=user_id)
+
+    def append_event(self, session: Session, event: Event) -> Event:  # type: ignore[override]
+        """Persist ``event`` and its state delta, then add it to ``session``."""
+        return self._call(self._append_event, session, event)
+
+    def _append_event(self, session: Session, event: Event) -> Event:
+        stored = self._before_append(session, event) and self.store.append_event(session, event)
+        return self._after_append(session, event, stored)
+
+    def close(self) -> None:  # type: ignore[override]
+        """Close the store's connection pool."""
+        return self._call(self.store.close)
+
+    def __enter__(self) -> SyncSQLSpecSessionService:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        self.store.close()

@@ -1,0 +1,89 @@
+"""The store interface the session service is written against, async and sync.
+
+A store keeps sessions, events and app/user state; the service adds ADK's
+in-memory semantics on top (partial events, ``temp:`` keys, the session object).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal, Protocol
+
+from google.adk.events.event import Event
+from google.adk.sessions.base_session_service import GetSessionConfig
+from google.adk.sessions.session import Session
+
+__all__ = ["AsyncADKStore", "SyncADKStore"]
+
+
+class AsyncADKStore(Protocol):
+    """A store whose methods are coroutines."""
+
+    is_async: ClassVar[Literal[True]]
+
+    async def create_tables(self) -> None: ...
+
+    async def create_session(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        state: dict[str, Any] | None = None,
+        session_id: str | None = None,
+    ) -> Session: ...
+
+    async def get_session(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        session_id: str,
+        config: GetSessionConfig | None = None,
+    ) -> Session | None: ...
+
+    async def list_sessions(
+        self, *, app_name: str, user_id: str | None = None
+    ) -> list[Session]: ...
+
+    async def delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None: ...
+
+    async def get_user_state(self, *, app_name: str, user_id: str) -> dict[str, Any]: ...
+
+    async def append_event(self, session: Session, event: Event) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+class SyncADKStore(Protocol):
+    """A store whose methods block."""
+
+    is_async: ClassVar[Literal[False]]
+
+    def create_tables(self) -> None: ...
+
+    def create_session(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        state: dict[str, Any] | None = None,
+        session_id: str | None = None,
+    ) -> Session: ...
+
+    def get_session(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        session_id: str,
+        config: GetSessionConfig | None = None,
+    ) -> Session | None: ...
+
+    def list_sessions(self, *, app_name: str, user_id: str | None = None) -> list[Session]: ...
+
+    def delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None: ...
+
+    def get_user_state(self, *, app_name: str, user_id: str) -> dict[str, Any]: ...
+
+    def append_event(self, session: Session, event: Event) -> bool: ...
+
+    def close(self) -> None: ...
