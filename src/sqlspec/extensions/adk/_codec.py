@@ -58,7 +58,9 @@ def check_ids(**ids: str | None) -> None:
                 f"{name} is {len(value)} characters long; the column holds at most {ID_MAX_LENGTH}"
             )
         if "\x00" in value:
-            raise InvalidValueError(f"{name} contains a NUL character, which PostgreSQL cannot store")
+            raise InvalidValueError(
+                f"{name} contains a NUL character, which PostgreSQL cannot store"
+            )
 
 
 def new_session_id(session_id: str | None) -> str:

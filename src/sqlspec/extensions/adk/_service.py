@@ -61,7 +61,7 @@ class SQLSpecSessionService(BaseSessionService):
 
     def __new__(cls, store: AsyncADKStore | SyncADKStore) -> SQLSpecSessionService:
         if cls is SQLSpecSessionService and not store.is_async:
-            cls = SyncSQLSpecSessionService
+            return super().__new__(SyncSQLSpecSessionService)
         return super().__new__(cls)
 
     def __init__(self, store: AsyncADKStore | SyncADKStore) -> None:
@@ -103,7 +103,7 @@ class SQLSpecSessionService(BaseSessionService):
         session_id: str,
         config: GetSessionConfig | None = None,
     ) -> Session | None:
-        """Load a session with merged state and the events ``config`` selects; ``None`` if absent."""
+        """Load a session, merged state and the events ``config`` selects; ``None`` if absent."""
         _check_config(config)
         store: AsyncADKStore = self.store
         return await store.get_session(
@@ -201,7 +201,7 @@ class SyncSQLSpecSessionService(SQLSpecSessionService):
         session_id: str,
         config: GetSessionConfig | None = None,
     ) -> Session | None:
-        """Load a session with merged state and the events ``config`` selects; ``None`` if absent."""
+        """Load a session, merged state and the events ``config`` selects; ``None`` if absent."""
         _check_config(config)
         return self._call(
             self.store.get_session,

@@ -80,7 +80,7 @@ class StoreBase:
 
     def get_session_query(
         self, app_name: str, user_id: str, session_id: str, config: GetSessionConfig | None
-    ) -> tuple[sql.Composable, dict[str, Any]]:
+    ) -> tuple[sql.Composed, dict[str, Any]]:
         """The statement and parameters that load one session as ``config`` asks."""
         session_id = session_id.strip() if session_id else session_id
         _codec.check_ids(app_name=app_name, user_id=user_id, session_id=session_id)
@@ -120,7 +120,7 @@ class StoreBase:
 
     def list_sessions_query(
         self, app_name: str, user_id: str | None
-    ) -> tuple[sql.Composable, dict[str, Any]]:
+    ) -> tuple[sql.Composed, dict[str, Any]]:
         """The statement and parameters that list an app's (or a user's) sessions."""
         _codec.check_ids(app_name=app_name, user_id=user_id)
         if user_id is None:
@@ -141,8 +141,15 @@ class StoreBase:
                 update_time=update_time,
                 revision=revision,
             )
-            for session_id, user_id, session_state, update_time, revision, app_state, user_state
-            in rows
+            for (
+                session_id,
+                user_id,
+                session_state,
+                update_time,
+                revision,
+                app_state,
+                user_state,
+            ) in rows
         ]
 
 

@@ -161,7 +161,7 @@ class ADKStatements:
         self.lock_key = int.from_bytes(
             hashlib.sha1(f"sqlspec.adk:{tables.sessions}".encode()).digest()[:8], "big", signed=True
         )
-        self.create_tables: tuple[sql.Composable, ...] = tuple(
+        self.create_tables: tuple[sql.Composed, ...] = tuple(
             sql.SQL(stmt).format(**names)
             for stmt in (
                 """CREATE TABLE IF NOT EXISTS {sessions} (
@@ -292,12 +292,16 @@ class ADKStatements:
         event_json = _event_json("e")
         #: Load a session with its merged state and (a window of) its events.
         self.get_session = get_session.format(
-            events_query=events_of_session.format(event_json=event_json, after=sql.SQL(""), **names),
+            events_query=events_of_session.format(
+                event_json=event_json, after=sql.SQL(""), **names
+            ),
             **names,
         )
         #: As :attr:`get_session`, keeping only events at or after ``%(after)s``.
         self.get_session_after = get_session.format(
-            events_query=events_of_session.format(event_json=event_json, after=after_filter, **names),
+            events_query=events_of_session.format(
+                event_json=event_json, after=after_filter, **names
+            ),
             **names,
         )
 

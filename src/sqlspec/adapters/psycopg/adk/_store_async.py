@@ -66,7 +66,7 @@ class PsycopgAsyncADKStore(StoreBase):
                     yield cur
 
     async def _fetchone(
-        self, query: sql.Composable, params: dict[str, Any]
+        self, query: sql.Composed, params: dict[str, Any]
     ) -> tuple[Any, ...] | None:
         async with self._cursor() as cur:
             await cur.execute(query, params)

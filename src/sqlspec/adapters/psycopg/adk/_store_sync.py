@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 from google.adk.errors.already_exists_error import AlreadyExistsError
 from google.adk.events.event import Event
@@ -44,7 +44,7 @@ class PsycopgSyncADKStore(StoreBase):
         user_state_table: ``user:`` state table name (default ``adk_user_states``).
     """
 
-    is_async = False
+    is_async: ClassVar[Literal[False]] = False
 
     def __init__(
         self,
@@ -67,9 +67,7 @@ class PsycopgSyncADKStore(StoreBase):
                 with conn.cursor() as cur:
                     yield cur
 
-    def _fetchone(
-        self, query: sql.Composable, params: dict[str, Any]
-    ) -> tuple[Any, ...] | None:
+    def _fetchone(self, query: sql.Composed, params: dict[str, Any]) -> tuple[Any, ...] | None:
         with self._cursor() as cur:
             cur.execute(query, params)
             return cur.fetchone()

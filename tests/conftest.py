@@ -1,0 +1,101 @@
+"""Fixtures: a real PostgreSQL for every test, named by ``SQLSPEC_TEST_DSN`` or embedded.
+
+The session creates a scratch database ``sqlspec_test`` on that server; each test
+that asks for ``dsn`` starts from an empty ``public`` schema.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from google.adk.sessions.in_memory_session_service import InMemorySessionService
+from psycopg.conninfo import make_conninfo
+
+from sqlspec.adapters.psycopg import PsycopgAsyncConfig, PsycopgSyncConfig
+from sqlspec.adapters.psycopg._embedded import embedded_conninfo
+from sqlspec.adapters.psycopg.adk import PsycopgAsyncADKStore, PsycopgSyncADKStore
+from sqlspec.extensions.adk import SQLSpecSessionService
+
+DSN_ENV = "SQLSPEC_TEST_DSN"
+TEST_DATABASE = "sqlspec_test"
+
+
+@pytest.fixture(scope="session")
+def server_dsn() -> str:
+    """A conninfo for the scratch database, created afresh for this test run."""
+    base = os.environ.get(DSN_ENV) or embedded_conninfo()
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {TEST_DATABASE} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {TEST_DATABASE}")
+    return make_conninfo(base, dbname=TEST_DATABASE)
+
+
+@pytest.fixture
+def dsn(server_dsn: str) -> str:
+    """The scratch database, emptied of every table."""
+    with psycopg.connect(server_dsn, autocommit=True) as conn:
+        conn.execute("DROP SCHEMA public CASCADE")
+        conn.execute("CREATE SCHEMA public")
+    return server_dsn
+
+
+def pool_config(dsn: str, **extra: Any) -> dict[str, Any]:
+    """A small pool's ``connection_config`` for ``dsn``."""
+    return {"conninfo": dsn, "min_size": 1, "max_size": 4, **extra}
+
+
+@pytest.fixture
+async def async_config(dsn: str) -> AsyncIterator[PsycopgAsyncConfig]:
+    config = PsycopgAsyncConfig(connection_config=pool_config(dsn))
+    yield config
+    await config.close()
+
+
+@pytest.fixture
+def sync_config(dsn: str) -> Iterator[PsycopgSyncConfig]:
+    config = PsycopgSyncConfig(connection_config=pool_config(dsn))
+    yield config
+    config.close()
+
+
+@pytest.fixture
+async def async_store(async_config: PsycopgAsyncConfig) -> PsycopgAsyncADKStore:
+    store = PsycopgAsyncADKStore(async_config)
+    await store.create_tables()
+    return store
+
+
+@pytest.fixture
+def sync_store(sync_config: PsycopgSyncConfig) -> PsycopgSyncADKStore:
+    store = PsycopgSyncADKStore(sync_config)
+    store.create_tables()
+    return store
+
+
+@pytest.fixture(params=["async", "sync", "memory"])
+async def service(request: pytest.FixtureRequest, dsn: str) -> AsyncIterator[Any]:
+    """The session service under test: over each store, and ADK's in-memory reference.
+
+    Every method is awaited in the tests, whichever backend: the sync-store
+    service returns awaitables inside a running loop.
+    """
+    if request.param == "memory":
+        yield InMemorySessionService()
+        return
+    if request.param == "async":
+        async_config = PsycopgAsyncConfig(connection_config=pool_config(dsn))
+        async_store = PsycopgAsyncADKStore(async_config)
+        await async_store.create_tables()
+        async with SQLSpecSessionService(async_store) as async_service:
+            yield async_service
+        return
+    sync_config = PsycopgSyncConfig(connection_config=pool_config(dsn))
+    sync_store = PsycopgSyncADKStore(sync_config)
+    sync_store.create_tables()
+    sync_service = SQLSpecSessionService(sync_store)
+    yield sync_service
+    sync_store.close()
