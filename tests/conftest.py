@@ -1,7 +1,8 @@
 """Fixtures: a real PostgreSQL for every test, named by ``SQLSPEC_TEST_DSN`` or embedded.
 
-The session creates a scratch database ``sqlspec_test`` on that server; each test
-that asks for ``dsn`` starts from an empty ``public`` schema.
+Each test run creates its own scratch database on that server (so runs side by
+side do not meet) and drops it at the end; each test that asks for ``dsn``
+starts from an empty ``public`` schema.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 from google.adk.sessions.in_memory_session_service import InMemorySessionService
 from psycopg.conninfo import make_conninfo
 
@@ -21,17 +23,20 @@ from sqlspec.adapters.psycopg.adk import PsycopgAsyncADKStore, PsycopgSyncADKSto
 from sqlspec.extensions.adk import SQLSpecSessionService
 
 DSN_ENV = "SQLSPEC_TEST_DSN"
-TEST_DATABASE = "sqlspec_test"
 
 
 @pytest.fixture(scope="session")
-def server_dsn() -> str:
-    """A conninfo for the scratch database, created afresh for this test run."""
+def server_dsn() -> Iterator[str]:
+    """A conninfo for this run's scratch database."""
     base = os.environ.get(DSN_ENV) or embedded_conninfo()
+    name = f"sqlspec_test_{os.getpid()}"
+    database = sql.Identifier(name)
     with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {TEST_DATABASE} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {TEST_DATABASE}")
-    return make_conninfo(base, dbname=TEST_DATABASE)
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(database))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(database))
+    yield make_conninfo(base, dbname=name)
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(database))
 
 
 @pytest.fixture
