@@ -13,8 +13,8 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg import sql
 from google.adk.sessions.in_memory_session_service import InMemorySessionService
+from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from sqlspec.adapters.psycopg import PsycopgAsyncConfig, PsycopgSyncConfig
