@@ -64,8 +64,9 @@ def embedded_conninfo() -> str:
         conninfo: str = server.get_uri()
         _conninfo[pgdata] = conninfo
     logger.warning(
-        "sqlspec: no database configured, using the embedded PostgreSQL in %s; "
-        "pass connection_config={'conninfo': 'postgresql://...'} to use your own server",
+        "sqlspec: no database configured, using the embedded PostgreSQL in %s; to use "
+        "your own server pass connection_config={'conninfo': 'postgresql://...'} "
+        "(on the command line: --dsn or SQLSPEC_DSN)",
         pgdata,
     )
     return conninfo
