@@ -112,8 +112,11 @@ class PsycopgAsyncConfig(_ConfigBase):
     async def close(self) -> None:
         """Close the pool and its connections; a later use opens a new pool."""
         with self._open_lock:
-            pool, self._pool, self._pool_loop = self._pool, None, None
-        if pool is not None:
+            pool, loop = self._pool, self._pool_loop
+            self._pool = self._pool_loop = None
+        # A pool left by a loop that has since closed cannot run its shutdown;
+        # its connections close when it is collected.
+        if pool is not None and loop is asyncio.get_running_loop():
             await pool.close()
 
     async def __aenter__(self) -> PsycopgAsyncConfig:

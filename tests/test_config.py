@@ -1,0 +1,139 @@
+"""Configs: validation of connection_config, pool lifecycle, reprs without secrets."""
+
+from __future__ import annotations
+
+import asyncio
+
+import psycopg
+import pytest
+
+from sqlspec import ImproperConfigurationError
+from sqlspec.adapters.psycopg import PsycopgAsyncConfig, PsycopgSyncConfig
+
+SEED_KEYS = {
+    "conninfo": "postgresql://user:pass@localhost/db?sslmode=require",
+    "host": "localhost",
+    "port": 5432,
+    "user": "myuser",
+    "password": "mypass",
+    "dbname": "mydb",
+    "min_size": 5,
+    "max_size": 20,
+    "timeout": 30.0,
+    "max_waiting": 0,
+    "max_lifetime": 3600.0,
+    "max_idle": 600.0,
+    "reconnect_timeout": 300.0,
+    "num_workers": 3,
+    "connect_timeout": 10,
+    "application_name": "my_adk_agent",
+    "sslmode": "require",
+    "autocommit": False,
+}
+
+
+@pytest.mark.parametrize("config_class", [PsycopgAsyncConfig, PsycopgSyncConfig])
+def test_every_seed_key_is_accepted(config_class: type) -> None:
+    config = config_class(connection_config=SEED_KEYS)
+    assert config.settings.pool["max_size"] == 20
+    assert config.settings.autocommit is False
+    params = psycopg.conninfo.conninfo_to_dict(config.settings.conninfo)
+    assert params["application_name"] == "my_adk_agent"
+    assert params["host"] == "localhost"
+
+
+@pytest.mark.parametrize("config_class", [PsycopgAsyncConfig, PsycopgSyncConfig])
+def test_unknown_key_names_the_valid_ones(config_class: type) -> None:
+    with pytest.raises(ImproperConfigurationError) as info:
+        config_class(connection_config={"conninfo": "dbname=x", "max_sise": 3})
+    message = str(info.value)
+    assert "'max_sise'" in message
+    assert "max_size" in message
+    assert "conninfo" in message
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"min_size": "5"},
+        {"max_size": 2.5},
+        {"timeout": "30"},
+        {"autocommit": "yes"},
+        {"min_size": True},
+        {"min_size": 10, "max_size": 5},
+        {"max_size": 0},
+        {"conninfo": 42},
+        {"conninfo": "not a = valid = conninfo"},
+    ],
+)
+def test_mistyped_values_are_refused(bad: dict[str, object]) -> None:
+    with pytest.raises(ImproperConfigurationError):
+        PsycopgAsyncConfig(connection_config=bad)
+
+
+@pytest.mark.parametrize("config_class", [PsycopgAsyncConfig, PsycopgSyncConfig])
+def test_repr_hides_password(config_class: type) -> None:
+    for connection_config in (
+        {"conninfo": "postgresql://alice:s3cr3t-pw@db.example/app"},
+        {"host": "db.example", "user": "alice", "password": "s3cr3t-pw"},
+    ):
+        config = config_class(connection_config=connection_config)
+        assert "s3cr3t-pw" not in repr(config)
+        assert "s3cr3t-pw" not in repr(config.settings)
+        assert "alice" in repr(config)
+
+
+def test_sync_pool_opens_on_first_use_and_reopens_after_close(dsn: str) -> None:
+    config = PsycopgSyncConfig(connection_config={"conninfo": dsn, "min_size": 1})
+    with config.provide_connection() as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+    config.close()
+    with config.provide_connection() as conn:
+        assert conn.execute("SELECT 2").fetchone() == (2,)
+    config.close()
+
+
+async def test_async_pool_opens_on_first_use_and_reopens_after_close(dsn: str) -> None:
+    config = PsycopgAsyncConfig(connection_config={"conninfo": dsn, "min_size": 1})
+    async with config.provide_connection() as conn:
+        cur = await conn.execute("SELECT 1")
+        assert await cur.fetchone() == (1,)
+    await config.close()
+    async with config.provide_connection() as conn:
+        cur = await conn.execute("SELECT 2")
+        assert await cur.fetchone() == (2,)
+    await config.close()
+
+
+def test_async_config_survives_a_new_event_loop(dsn: str) -> None:
+    """A config used under one asyncio.run() keeps working under the next one."""
+    config = PsycopgAsyncConfig(connection_config={"conninfo": dsn, "min_size": 1})
+
+    async def query() -> object:
+        async with config.provide_connection() as conn:
+            cur = await conn.execute("SELECT 42")
+            return await cur.fetchone()
+
+    assert asyncio.run(query()) == (42,)
+    assert asyncio.run(query()) == (42,)
+    asyncio.run(config.close())
+
+
+def test_autocommit_is_restored_for_the_next_borrower(dsn: str) -> None:
+    config = PsycopgSyncConfig(connection_config={"conninfo": dsn, "min_size": 1, "max_size": 1})
+    with config.provide_connection() as conn:
+        assert conn.autocommit is True
+        conn.set_autocommit(False)
+    with config.provide_connection() as conn:
+        assert conn.autocommit is True
+    config.close()
+
+
+def test_create_connection_is_standalone(dsn: str) -> None:
+    config = PsycopgSyncConfig(connection_config={"conninfo": dsn, "min_size": 1})
+    conn = config.create_connection()
+    try:
+        assert conn.execute("SELECT current_database()").fetchone() is not None
+    finally:
+        conn.close()
+    assert config._pool is None  # no pool was opened for it
