@@ -59,16 +59,20 @@ def convert(source: str, source_name: str) -> str:
 
 
 def _ruff_format(text: str) -> str:
-    """Format as the rest of the code base is, so regenerating is stable."""
-    result = subprocess.run(
-        [sys.executable, "-m", "ruff", "format", "--stdin-filename", "generated.py", "-"],
-        input=text,
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-    )
-    return result.stdout
+    """Sort imports and format as the rest of the code base is, so regenerating is stable."""
+    for command in (
+        ["check", "--select", "I", "--fix", "--exit-zero", "--quiet"],
+        ["format"],
+    ):
+        text = subprocess.run(
+            [sys.executable, "-m", "ruff", *command, "--stdin-filename", "generated.py", "-"],
+            input=text,
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+        ).stdout
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,6 +7,9 @@ the I/O, so the sync and async twins cannot drift apart.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import logging
 import uuid
 from collections.abc import Mapping
@@ -16,6 +19,7 @@ from typing import Any
 
 import pydantic_core
 from google.adk.events.event import Event
+from google.adk.sessions.base_session_service import ListSessionsResponse
 from google.adk.sessions.session import Session
 from google.adk.sessions.state import State
 from pydantic import TypeAdapter
@@ -24,6 +28,8 @@ from sqlspec.exceptions import InvalidValueError
 
 __all__ = [
     "ID_MAX_LENGTH",
+    "ImportResult",
+    "SessionPage",
     "StateDeltas",
     "build_session",
     "check_ids",
@@ -215,3 +221,56 @@ def get_revision(session: Session) -> int | None:
         return int(marker)
     except ValueError:
         return None
+
+
+class SessionPage(ListSessionsResponse):
+    """A page of ``list_sessions``: the sessions, and the cursor of the next page.
+
+    ``next_cursor`` is ``None`` on the last page (and whenever no ``limit`` was given).
+    """
+
+    next_cursor: str | None = None
+
+
+def encode_cursor(order_by: str, time: datetime, user_id: str, session_id: str) -> str:
+    """An opaque keyset cursor: the listing order and the last session's sort key."""
+    raw = json.dumps([order_by, time.isoformat(), user_id, session_id], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, order_by: str) -> tuple[datetime, str, str]:
+    """The sort key a cursor resumes after; refuses a cursor of another listing order."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        order, time, user_id, session_id = json.loads(base64.urlsafe_b64decode(padded))
+        resume_at = datetime.fromisoformat(time)
+    except (ValueError, TypeError, binascii.Error) as exc:
+        raise InvalidValueError(f"not a list_sessions cursor: {cursor!r}") from exc
+    if order != order_by:
+        raise InvalidValueError(
+            f"this cursor pages a listing ordered by {order!r}, not by {order_by!r}"
+        )
+    return resume_at, str(user_id), str(session_id)
+
+
+def without_temp_keys(event: Event) -> Event:
+    """The event as an append would store it: ``temp:`` keys dropped from its state delta."""
+    delta = event.actions.state_delta if event.actions else None
+    if not delta or not any(key.startswith(State.TEMP_PREFIX) for key in delta):
+        return event
+    kept = {k: v for k, v in delta.items() if not k.startswith(State.TEMP_PREFIX)}
+    return event.model_copy(
+        update={"actions": event.actions.model_copy(update={"state_delta": kept})}
+    )
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What a JSON Lines import took and left, per kind of line.
+
+    ``imported`` counts rows written; ``skipped`` counts lines not written because
+    the row already existed (or, for events, because their session exists nowhere).
+    """
+
+    imported: dict[str, int]
+    skipped: dict[str, int]

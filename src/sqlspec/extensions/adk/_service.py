@@ -23,13 +23,10 @@ from types import TracebackType
 from typing import Any, TypeVar, overload
 
 from google.adk.events.event import Event
-from google.adk.sessions.base_session_service import (
-    BaseSessionService,
-    GetSessionConfig,
-    ListSessionsResponse,
-)
+from google.adk.sessions.base_session_service import BaseSessionService, GetSessionConfig
 from google.adk.sessions.session import Session
 
+from sqlspec.extensions.adk._codec import SessionPage
 from sqlspec.extensions.adk._store import AsyncADKStore, SyncADKStore
 
 __all__ = ["SQLSpecSessionService", "SyncSQLSpecSessionService"]
@@ -111,12 +108,23 @@ class SQLSpecSessionService(BaseSessionService):
         )
 
     async def list_sessions(
-        self, *, app_name: str, user_id: str | None = None
-    ) -> ListSessionsResponse:
-        """Sessions of an app (or one user) without events, oldest update first."""
+        self,
+        *,
+        app_name: str,
+        user_id: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+        order_by: str = "update_time",
+    ) -> SessionPage:
+        """Sessions of an app (or one user) without events, oldest update first.
+
+        Beyond ADK's arguments: ``limit`` pages the listing, ``cursor`` (a page's
+        ``next_cursor``) resumes it, ``order_by`` may be ``"create_time"``.
+        """
         store: AsyncADKStore = self.store
-        sessions = await store.list_sessions(app_name=app_name, user_id=user_id)
-        return ListSessionsResponse(sessions=sessions)
+        return await store.list_sessions(
+            app_name=app_name, user_id=user_id, limit=limit, cursor=cursor, order_by=order_by
+        )
 
     async def delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:
         """Delete a session and its events."""
@@ -212,14 +220,22 @@ class SyncSQLSpecSessionService(SQLSpecSessionService):
         )
 
     def list_sessions(  # type: ignore[override]
-        self, *, app_name: str, user_id: str | None = None
-    ) -> ListSessionsResponse:
-        """Sessions of an app (or one user) without events, oldest update first."""
-        return self._call(self._list_sessions, app_name, user_id)
-
-    def _list_sessions(self, app_name: str, user_id: str | None) -> ListSessionsResponse:
-        return ListSessionsResponse(
-            sessions=self.store.list_sessions(app_name=app_name, user_id=user_id)
+        self,
+        *,
+        app_name: str,
+        user_id: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+        order_by: str = "update_time",
+    ) -> SessionPage:
+        """Sessions of an app (or one user) without events; paging as the async service."""
+        return self._call(
+            self.store.list_sessions,
+            app_name=app_name,
+            user_id=user_id,
+            limit=limit,
+            cursor=cursor,
+            order_by=order_by,
         )
 
     def delete_session(  # type: ignore[override]

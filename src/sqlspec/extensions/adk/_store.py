@@ -12,6 +12,8 @@ from google.adk.events.event import Event
 from google.adk.sessions.base_session_service import GetSessionConfig
 from google.adk.sessions.session import Session
 
+from sqlspec.extensions.adk._codec import SessionPage
+
 __all__ = ["AsyncADKStore", "SyncADKStore"]
 
 
@@ -41,8 +43,14 @@ class AsyncADKStore(Protocol):
     ) -> Session | None: ...
 
     async def list_sessions(
-        self, *, app_name: str, user_id: str | None = None
-    ) -> list[Session]: ...
+        self,
+        *,
+        app_name: str,
+        user_id: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+        order_by: str = "update_time",
+    ) -> SessionPage: ...
 
     async def delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None: ...
 
@@ -78,7 +86,15 @@ class SyncADKStore(Protocol):
         config: GetSessionConfig | None = None,
     ) -> Session | None: ...
 
-    def list_sessions(self, *, app_name: str, user_id: str | None = None) -> list[Session]: ...
+    def list_sessions(
+        self,
+        *,
+        app_name: str,
+        user_id: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+        order_by: str = "update_time",
+    ) -> SessionPage: ...
 
     def delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None: ...
 

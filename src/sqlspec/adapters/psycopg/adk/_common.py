@@ -6,9 +6,9 @@ everything they make of the answer is decided here, once.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 from google.adk.errors import StaleSessionError
@@ -19,17 +19,37 @@ from google.adk.sessions.base_session_service import GetSessionConfig
 from google.adk.sessions.session import Session
 from psycopg import sql
 
-from sqlspec.adapters.psycopg.adk._sql import ADKStatements, TableNames
+from sqlspec.adapters.psycopg.adk._sql import LIST_ORDERS, ADKStatements, TableNames
 from sqlspec.exceptions import InvalidValueError, MissingTablesError
 from sqlspec.extensions.adk import _codec
 
 __all__ = [
+    "EXPORT_SNAPSHOT",
+    "EventBatch",
+    "Progress",
     "StoreBase",
+    "TextSink",
     "append_outcome",
     "append_params",
     "check_marker_less_session",
+    "duplicate_events_error",
+    "import_result",
+    "staged_line",
     "translate_errors",
 ]
+
+#: First statement of an export: every query of it reads one snapshot.
+EXPORT_SNAPSHOT = sql.SQL("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+
+#: ``progress(kind, n)``: ``n`` more lines of ``kind`` were written.
+Progress = Callable[[str, int], None]
+
+
+class TextSink(Protocol):
+    """Where an export writes: anything with a ``write(str)``, such as a text file."""
+
+    def write(self, text: str, /) -> object: ...
+
 
 _STALE_MESSAGE = (
     "The session has been modified in storage since it was loaded. "
@@ -51,6 +71,18 @@ def translate_errors() -> Iterator[None]:
             f"PostgreSQL cannot store a value as given, nothing was written: {exc}. "
             "Text may not contain NUL (\\u0000); NaN and Infinity are not JSON; "
             "ids hold at most 128 characters."
+        ) from exc
+
+
+@contextmanager
+def duplicate_events_error(session_id: str) -> Iterator[None]:
+    """A bulk insert that meets a stored event id fails as an append of it would."""
+    try:
+        yield
+    except psycopg.errors.UniqueViolation as exc:
+        raise AlreadyExistsError(
+            f"An imported event id is already stored in session {session_id}: "
+            f"{exc.diag.message_detail}"
         ) from exc
 
 
@@ -119,18 +151,42 @@ class StoreBase:
         )
 
     def list_sessions_query(
-        self, app_name: str, user_id: str | None
+        self,
+        app_name: str,
+        user_id: str | None,
+        limit: int | None = None,
+        cursor: str | None = None,
+        order_by: str = "update_time",
     ) -> tuple[sql.Composed, dict[str, Any]]:
         """The statement and parameters that list an app's (or a user's) sessions."""
         _codec.check_ids(app_name=app_name, user_id=user_id)
-        if user_id is None:
-            return self.statements.list_sessions_of_app, {"app_name": app_name}
-        return self.statements.list_sessions_of_user, {"app_name": app_name, "user_id": user_id}
+        if order_by not in LIST_ORDERS:
+            raise InvalidValueError(f"order_by must be one of {LIST_ORDERS}, got {order_by!r}")
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
+        ):
+            raise InvalidValueError(f"limit must be a positive int or None, got {limit!r}")
+        params: dict[str, Any] = {
+            "app_name": app_name,
+            "user_id": user_id,
+            # One row more than asked tells whether another page follows.
+            "limit": None if limit is None else limit + 1,
+        }
+        if cursor is not None:
+            params["after_time"], params["after_user"], params["after_id"] = _codec.decode_cursor(
+                cursor, order_by
+            )
+        key = (user_id is not None, order_by, cursor is not None)
+        return self.statements.list_sessions[key], params
 
     @staticmethod
-    def sessions_from_rows(app_name: str, rows: Sequence[Sequence[Any]]) -> list[Session]:
-        """Decode :attr:`ADKStatements.list_sessions_of_app`'s rows."""
-        return [
+    def page_from_rows(
+        app_name: str, rows: Sequence[Sequence[Any]], limit: int | None, order_by: str
+    ) -> _codec.SessionPage:
+        """Decode :attr:`ADKStatements.list_sessions`'s rows into a page."""
+        more = limit is not None and len(rows) > limit
+        rows = rows[:limit] if more else rows
+        sessions = [
             _codec.build_session(
                 session_id=session_id,
                 app_name=app_name,
@@ -146,11 +202,26 @@ class StoreBase:
                 user_id,
                 session_state,
                 update_time,
+                _create_time,
                 revision,
                 app_state,
                 user_state,
             ) in rows
         ]
+        next_cursor = None
+        if more:
+            last = rows[-1]
+            sort_time = last[3] if order_by == "update_time" else last[4]
+            next_cursor = _codec.encode_cursor(order_by, sort_time, last[1], last[0])
+        return _codec.SessionPage(sessions=sessions, next_cursor=next_cursor)
+
+    def iter_events_query(
+        self, app_name: str, user_id: str, session_id: str, config: GetSessionConfig | None
+    ) -> tuple[sql.Composed, dict[str, Any]]:
+        """The statement and parameters that stream one session's events, oldest first."""
+        _, params = self.get_session_query(app_name, user_id, session_id, config)
+        key = ("after" in params, params["limit"] is not None)
+        return self.statements.iter_events[key], params
 
 
 def append_params(session: Session, event: Event, revision: int) -> dict[str, Any]:
@@ -207,3 +278,61 @@ def check_marker_less_session(session: Session, row: Sequence[Any] | None) -> in
             raise StaleSessionError(_STALE_MESSAGE)
     revision_value: int = revision
     return revision_value
+
+
+class EventBatch:
+    """Events bound for one session in bulk: their JSON lines and their merged state delta.
+
+    Applying the events one by one amounts to one flat update per scope, so the
+    batch keeps only the merged delta and the last timestamp, never the events.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.delta: dict[str, Any] = {}
+        self.last_timestamp: float | None = None
+
+    def add(self, event: Event) -> str:
+        """Account for ``event``; return the JSON line to stage for it."""
+        if event.partial:
+            raise InvalidValueError(f"event {event.id} is partial; partial events are not stored")
+        event = _codec.without_temp_keys(event)
+        line = _codec.encode_event(event)
+        if event.actions and event.actions.state_delta:
+            self.delta.update(event.actions.state_delta)
+        self.last_timestamp = event.timestamp
+        self.count += 1
+        return line
+
+    def params(self, app_name: str, user_id: str, session_id: str) -> dict[str, Any]:
+        """Parameters of :attr:`ADKStatements.import_events` for the events added."""
+        assert self.last_timestamp is not None  # only called after at least one add()
+        deltas = _codec.split_state(self.delta)
+        return {
+            "app_name": app_name,
+            "user_id": user_id,
+            "session_id": session_id,
+            "session_delta": deltas.session,
+            "app_delta": deltas.app,
+            "user_delta": deltas.user,
+            "update_time": _codec.to_datetime(self.last_timestamp),
+        }
+
+
+def import_result(row: Sequence[Any]) -> _codec.ImportResult:
+    """Read :attr:`ADKStatements.import_staged`'s answer."""
+    kinds = ("app_state", "user_state", "session", "event")
+    staged = [int(n) for n in row[4].split(",")]
+    imported = dict(zip(kinds, (int(n) for n in row[:4]), strict=True))
+    skipped = {
+        kind: (0 if kind in ("app_state", "user_state") else total - imported[kind])
+        for kind, total in zip(kinds, staged, strict=True)
+    }
+    return _codec.ImportResult(imported=imported, skipped=skipped)
+
+
+def staged_line(line: str | bytes) -> str | None:
+    """One JSON Lines line ready to stage, or ``None`` for a blank line."""
+    text = line.decode() if isinstance(line, bytes) else line
+    text = text.strip()
+    return text or None

@@ -39,6 +39,10 @@ EVENT_COLUMNS: tuple[tuple[str, str, str], ...] = (
 )
 
 
+#: Columns ``list_sessions`` can order by.
+LIST_ORDERS = ("update_time", "create_time")
+
+
 def validate_identifier(name: str, what: str) -> str:
     """Accept a plain SQL identifier of at most 63 bytes, or raise saying why not."""
     if not isinstance(name, str) or not _IDENTIFIER.fullmatch(name):
@@ -111,6 +115,7 @@ def _event_json(alias: str) -> sql.Composable:
 
 def _event_insert_values(j: sql.Composable) -> tuple[sql.Composable, sql.Composable]:
     """The column list and SELECT expressions that split event JSON ``j`` into columns."""
+    j = sql.SQL("({})").format(j)  # `->` binds looser than `-`
     columns: list[sql.Composable] = [sql.Identifier("id")]
     values: list[sql.Composable] = [sql.SQL("{} ->> 'id'").format(j)]
     for column, field, kind in EVENT_COLUMNS:
@@ -306,20 +311,43 @@ class ADKStatements:
         )
 
         list_sessions = sql.SQL(
-            """SELECT s.id, s.user_id, s.state::text, s.update_time, s.revision,
+            """SELECT s.id, s.user_id, s.state::text, s.update_time, s.create_time, s.revision,
                 a.state::text, u.state::text
             FROM {sessions} s
             LEFT JOIN {app_states} a ON a.app_name = s.app_name
             LEFT JOIN {user_states} u ON u.app_name = s.app_name AND u.user_id = s.user_id
-            WHERE s.app_name = %(app_name)s {user_filter}
-            ORDER BY s.update_time, s.user_id, s.id"""
+            WHERE s.app_name = %(app_name)s {user_filter} {after_cursor}
+            ORDER BY {order}
+            LIMIT %(limit)s"""
         )
-        #: Every session of an app, oldest update first.
-        self.list_sessions_of_app = list_sessions.format(user_filter=sql.SQL(""), **names)
-        #: Every session of one user, oldest update first.
-        self.list_sessions_of_user = list_sessions.format(
-            user_filter=sql.SQL("AND s.user_id = %(user_id)s"), **names
-        )
+        #: Sessions of an app or of one user, oldest first by ``order_by``, a page
+        #: at a time: keyed by (of one user?, order_by, after a cursor?). With a
+        #: user fixed the keyset is (time, id), which the composite index serves.
+        self.list_sessions: dict[tuple[bool, str, bool], sql.Composed] = {}
+        for column in LIST_ORDERS:
+            time = sql.SQL("s.{}").format(sql.Identifier(column))
+            for of_user in (True, False):
+                keys = (
+                    [time, sql.SQL("s.id")]
+                    if of_user
+                    else [time, sql.SQL("s.user_id"), sql.SQL("s.id")]
+                )
+                bounds = (
+                    sql.SQL("(%(after_time)s, %(after_id)s)")
+                    if of_user
+                    else sql.SQL("(%(after_time)s, %(after_user)s, %(after_id)s)")
+                )
+                for paged in (False, True):
+                    self.list_sessions[of_user, column, paged] = list_sessions.format(
+                        user_filter=sql.SQL("AND s.user_id = %(user_id)s" if of_user else ""),
+                        after_cursor=(
+                            sql.SQL("AND ({}) > {}").format(sql.SQL(", ").join(keys), bounds)
+                            if paged
+                            else sql.SQL("")
+                        ),
+                        order=sql.SQL(", ").join(keys),
+                        **names,
+                    )
 
         self.delete_session = sql.SQL(
             "DELETE FROM {sessions} WHERE app_name = %(app_name)s AND user_id = %(user_id)s "
@@ -385,5 +413,183 @@ class ADKStatements:
                 **names,
             ),
             event_json=event_json,
+            **names,
+        )
+
+        chronological = sql.SQL("e.\"timestamp\", (e.event_data -> 'timestamp')::float8, e.id")
+        events_in_order = sql.SQL(
+            """SELECT {event_json}::text FROM {events} e
+            WHERE e.app_name = %(app_name)s AND e.user_id = %(user_id)s
+              AND e.session_id = %(session_id)s {after}
+            ORDER BY {chronological}"""
+        )
+        newest_events_in_order = sql.SQL(
+            """SELECT x.ev FROM (
+                SELECT {event_json}::text AS ev, e."timestamp" AS ts,
+                       (e.event_data -> 'timestamp')::float8 AS exact_ts, e.id
+                FROM {events} e
+                WHERE e.app_name = %(app_name)s AND e.user_id = %(user_id)s
+                  AND e.session_id = %(session_id)s {after}
+                ORDER BY e."timestamp" DESC, (e.event_data -> 'timestamp')::float8 DESC, e.id DESC
+                LIMIT %(limit)s
+            ) x ORDER BY x.ts, x.exact_ts, x.id"""
+        )
+        #: One session's events as JSON text, oldest first, for a server-side
+        #: cursor: keyed by (after a timestamp?, newest N only?).
+        self.iter_events: dict[tuple[bool, bool], sql.Composed] = {
+            (after, limited): (newest_events_in_order if limited else events_in_order).format(
+                event_json=event_json,
+                after=after_filter if after else sql.SQL(""),
+                chronological=chronological,
+                **names,
+            )
+            for after in (False, True)
+            for limited in (False, True)
+        }
+
+        scope = sql.SQL(
+            "(%(app_name)s::text IS NULL OR {t}.app_name = %(app_name)s) "
+            "AND (%(user_id)s::text IS NULL OR {t}.user_id = %(user_id)s)"
+        )
+        #: JSON Lines export, one query per kind, each row one line: app states,
+        #: user states, sessions, then events (in session and chronological order).
+        self.export: tuple[tuple[str, sql.Composed], ...] = (
+            (
+                "app_state",
+                sql.SQL(
+                    """SELECT jsonb_build_object('kind', 'app_state', 'app_name', t.app_name,
+                        'state', t.state, 'update_time', t.update_time)::text
+                    FROM {app_states} t
+                    WHERE (%(app_name)s::text IS NULL OR t.app_name = %(app_name)s)
+                    ORDER BY t.app_name"""
+                ).format(**names),
+            ),
+            (
+                "user_state",
+                sql.SQL(
+                    """SELECT jsonb_build_object('kind', 'user_state', 'app_name', t.app_name,
+                        'user_id', t.user_id, 'state', t.state, 'update_time', t.update_time)::text
+                    FROM {user_states} t WHERE {scope} ORDER BY t.app_name, t.user_id"""
+                ).format(scope=scope.format(t=sql.Identifier("t")), **names),
+            ),
+            (
+                "session",
+                sql.SQL(
+                    """SELECT jsonb_build_object('kind', 'session', 'app_name', t.app_name,
+                        'user_id', t.user_id, 'id', t.id, 'state', t.state,
+                        'create_time', t.create_time, 'update_time', t.update_time)::text
+                    FROM {sessions} t WHERE {scope} ORDER BY t.app_name, t.user_id, t.id"""
+                ).format(scope=scope.format(t=sql.Identifier("t")), **names),
+            ),
+            (
+                "event",
+                sql.SQL(
+                    """SELECT jsonb_build_object('kind', 'event', 'app_name', e.app_name,
+                        'user_id', e.user_id, 'session_id', e.session_id,
+                        'event', {event_json})::text
+                    FROM {events} e WHERE {scope}
+                    ORDER BY e.app_name, e.user_id, e.session_id, {chronological}"""
+                ).format(
+                    scope=scope.format(t=sql.Identifier("e")),
+                    event_json=event_json,
+                    chronological=chronological,
+                    **names,
+                ),
+            ),
+        )
+
+        staged_columns, staged_values = _event_insert_values(sql.SQL("st.line -> 'event'"))
+        #: A transaction-scoped table that COPY fills with one JSON line per row.
+        self.create_staging = sql.SQL(
+            "CREATE TEMP TABLE sqlspec_staging (seq bigserial, line jsonb NOT NULL) ON COMMIT DROP"
+        )
+        self.copy_staging = sql.SQL("COPY sqlspec_staging (line) FROM STDIN")
+        #: Load staged JSON Lines (as written by :attr:`export`): state is merged
+        #: into existing state, existing sessions and events are kept, events of
+        #: sessions that exist neither before nor in the import are skipped.
+        #: Returns the rows taken per kind and the rows staged per kind.
+        self.import_staged = sql.SQL(
+            """WITH new_app AS (
+                INSERT INTO {app_states} AS t (app_name, state, update_time)
+                SELECT st.line ->> 'app_name', st.line -> 'state',
+                       COALESCE((st.line ->> 'update_time')::timestamptz, now())
+                FROM sqlspec_staging st WHERE st.line ->> 'kind' = 'app_state'
+                ON CONFLICT (app_name) DO UPDATE SET state = t.state || EXCLUDED.state
+                RETURNING 1
+            ), new_user AS (
+                INSERT INTO {user_states} AS t (app_name, user_id, state, update_time)
+                SELECT st.line ->> 'app_name', st.line ->> 'user_id', st.line -> 'state',
+                       COALESCE((st.line ->> 'update_time')::timestamptz, now())
+                FROM sqlspec_staging st WHERE st.line ->> 'kind' = 'user_state'
+                ON CONFLICT (app_name, user_id) DO UPDATE SET state = t.state || EXCLUDED.state
+                RETURNING 1
+            ), new_session AS (
+                INSERT INTO {sessions} (app_name, user_id, id, state, create_time, update_time)
+                SELECT st.line ->> 'app_name', st.line ->> 'user_id', st.line ->> 'id',
+                       COALESCE(st.line -> 'state', '{{}}'::jsonb),
+                       COALESCE((st.line ->> 'create_time')::timestamptz, now()),
+                       COALESCE((st.line ->> 'update_time')::timestamptz, now())
+                FROM sqlspec_staging st WHERE st.line ->> 'kind' = 'session'
+                ON CONFLICT DO NOTHING
+                RETURNING app_name, user_id, id
+            ), new_event AS (
+                INSERT INTO {events} (app_name, user_id, session_id, {staged_columns})
+                SELECT st.line ->> 'app_name', st.line ->> 'user_id', st.line ->> 'session_id',
+                       {staged_values}
+                FROM sqlspec_staging st
+                WHERE st.line ->> 'kind' = 'event' AND (
+                    EXISTS (SELECT 1 FROM {sessions} s
+                            WHERE s.app_name = st.line ->> 'app_name'
+                              AND s.user_id = st.line ->> 'user_id'
+                              AND s.id = st.line ->> 'session_id')
+                    OR EXISTS (SELECT 1 FROM new_session n
+                               WHERE n.app_name = st.line ->> 'app_name'
+                                 AND n.user_id = st.line ->> 'user_id'
+                                 AND n.id = st.line ->> 'session_id'))
+                ORDER BY st.seq
+                ON CONFLICT DO NOTHING
+                RETURNING app_name, user_id, session_id
+            ), bumped AS (
+                UPDATE {sessions} s SET revision = s.revision + 1
+                FROM (SELECT DISTINCT app_name, user_id, session_id FROM new_event) ne
+                WHERE s.app_name = ne.app_name AND s.user_id = ne.user_id AND s.id = ne.session_id
+            )
+            SELECT (SELECT count(*) FROM new_app), (SELECT count(*) FROM new_user),
+                   (SELECT count(*) FROM new_session), (SELECT count(*) FROM new_event),
+                   (SELECT count(*) FILTER (WHERE line ->> 'kind' = 'app_state')
+                    || ',' || count(*) FILTER (WHERE line ->> 'kind' = 'user_state')
+                    || ',' || count(*) FILTER (WHERE line ->> 'kind' = 'session')
+                    || ',' || count(*) FILTER (WHERE line ->> 'kind' = 'event')
+                    FROM sqlspec_staging)"""
+        ).format(staged_columns=staged_columns, staged_values=staged_values, **names)
+
+        events_columns, events_values = _event_insert_values(sql.SQL("st.line"))
+        #: Store staged events (one event JSON per line) in one session and apply
+        #: their merged state deltas, bumping the revision once.
+        self.import_events = sql.SQL(
+            """WITH target AS (
+                UPDATE {sessions} SET
+                    state = CASE WHEN %(session_delta)s::jsonb IS NULL THEN state
+                                 ELSE state || %(session_delta)s::jsonb END,
+                    update_time = %(update_time)s,
+                    revision = revision + 1
+                WHERE app_name = %(app_name)s AND user_id = %(user_id)s AND id = %(session_id)s
+                RETURNING revision
+            ), inserted AS (
+                INSERT INTO {events} (session_id, app_name, user_id, {events_columns})
+                SELECT %(session_id)s, %(app_name)s, %(user_id)s, {events_values}
+                FROM sqlspec_staging st, target ORDER BY st.seq
+                RETURNING 1
+            ), {upserts}
+            SELECT (SELECT revision FROM target), (SELECT count(*) FROM inserted)"""
+        ).format(
+            events_columns=events_columns,
+            events_values=events_values,
+            upserts=upsert_app.format(
+                a_cte=sql.Identifier("new_app"),
+                u_cte=sql.Identifier("new_user"),
+                gate=sql.Identifier("target"),
+                **names,
+            ),
             **names,
         )

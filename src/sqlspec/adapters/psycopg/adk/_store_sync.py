@@ -8,12 +8,13 @@ Generated from the async store; see ``tools/async_to_sync.py``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any, ClassVar, Literal
 
 from google.adk.errors.already_exists_error import AlreadyExistsError
+from google.adk.errors.session_not_found_error import SessionNotFoundError
 from google.adk.events.event import Event
 from google.adk.sessions.base_session_service import GetSessionConfig
 from google.adk.sessions.session import Session
@@ -22,13 +23,21 @@ from psycopg.rows import TupleRow
 
 from sqlspec.adapters.psycopg._config import PsycopgSyncConfig
 from sqlspec.adapters.psycopg.adk._common import (
+    EXPORT_SNAPSHOT,
+    EventBatch,
+    Progress,
     StoreBase,
+    TextSink,
     append_outcome,
     append_params,
     check_marker_less_session,
+    duplicate_events_error,
+    import_result,
+    staged_line,
     translate_errors,
 )
 from sqlspec.extensions.adk import _codec
+from sqlspec.extensions.adk._codec import ImportResult, SessionPage
 
 __all__ = ["PsycopgSyncADKStore"]
 
@@ -140,13 +149,152 @@ class PsycopgSyncADKStore(StoreBase):
         row = self._fetchone(query, params)
         return self.session_from_row(app_name, user_id, params["session_id"], row)
 
-    def list_sessions(self, *, app_name: str, user_id: str | None = None) -> list[Session]:
-        """Every session of an app (or of one user), without events, oldest update first."""
-        query, params = self.list_sessions_query(app_name, user_id)
+    def list_sessions(
+        self,
+        *,
+        app_name: str,
+        user_id: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+        order_by: str = "update_time",
+    ) -> SessionPage:
+        """Sessions of an app (or of one user), without events, oldest first by ``order_by``.
+
+        With no ``limit`` every session comes back, as ADK's services do. With a
+        ``limit`` the page holds at most that many, and ``next_cursor`` resumes
+        after its last session (keyset paging: the cost of a page does not grow
+        with how many come before it). ``order_by`` is ``"update_time"`` or
+        ``"create_time"``.
+        """
+        query, params = self.list_sessions_query(app_name, user_id, limit, cursor, order_by)
         with self._cursor() as cur:
             cur.execute(query, params)
             rows = cur.fetchall()
-        return self.sessions_from_rows(app_name, rows)
+        return self.page_from_rows(app_name, rows, limit, order_by)
+
+    def iter_events(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        session_id: str,
+        config: GetSessionConfig | None = None,
+        batch_size: int = 1000,
+    ) -> Iterator[Event]:
+        """Stream a session's events, oldest first, without loading the history.
+
+        Takes the filters of :class:`GetSessionConfig`. A server-side cursor
+        fetches ``batch_size`` events at a time; the iterator holds a pooled
+        connection until it is exhausted or closed. An unknown session yields
+        nothing.
+        """
+        query, params = self.iter_events_query(app_name, user_id, session_id, config)
+        with translate_errors():
+            with (
+                self.config.provide_connection() as conn,
+                conn.transaction(),
+                conn.cursor(name="sqlspec_iter_events") as cur,
+            ):
+                cur.itersize = batch_size
+                cur.execute(query, params)
+                for (text,) in cur:
+                    yield _codec.decode_event(text)
+
+    def import_events(
+        self, *, app_name: str, user_id: str, session_id: str, events: Iterable[Event]
+    ) -> int:
+        """Append many events to one session at once, through COPY, in one transaction.
+
+        The same as appending them one by one (``temp:`` keys dropped, state
+        deltas applied in order, last event's timestamp as update time, sessions
+        loaded before become stale), without the per-event round trips. Streams
+        ``events``; returns how many were stored.
+
+        Raises:
+            SessionNotFoundError: no such session (nothing is stored).
+            AlreadyExistsError: an event id is already stored in the session.
+        """
+        _codec.check_ids(app_name=app_name, user_id=user_id, session_id=session_id)
+        batch = EventBatch()
+        with translate_errors(), duplicate_events_error(session_id):
+            with (
+                self.config.provide_connection() as conn,
+                conn.transaction(),
+                conn.cursor() as cur,
+            ):
+                cur.execute(self.statements.create_staging)
+                with cur.copy(self.statements.copy_staging) as copy:
+                    for event in events:
+                        copy.write_row((batch.add(event),))
+                if not batch.count:
+                    return 0
+                cur.execute(
+                    self.statements.import_events, batch.params(app_name, user_id, session_id)
+                )
+                row = cur.fetchone()
+                if row is None or row[0] is None:
+                    raise SessionNotFoundError(f"Session {session_id} not found.")
+                stored: int = row[1]
+                return stored
+
+    def export_jsonl(
+        self,
+        sink: TextSink,
+        *,
+        app_name: str | None = None,
+        user_id: str | None = None,
+        batch_size: int = 1000,
+        progress: Progress | None = None,
+    ) -> dict[str, int]:
+        """Write app states, user states, sessions and events as JSON Lines to ``sink``.
+
+        Streams from one consistent snapshot through server-side cursors, so
+        memory stays flat however much is exported. ``progress(kind, n)`` is
+        told of every ``batch_size`` lines written. Returns lines written per kind.
+        """
+        _codec.check_ids(app_name=app_name, user_id=user_id)
+        params = {"app_name": app_name, "user_id": user_id}
+        counts: dict[str, int] = {}
+        with translate_errors():
+            with self.config.provide_connection() as conn, conn.transaction():
+                conn.execute(EXPORT_SNAPSHOT)
+                for kind, query in self.statements.export:
+                    with conn.cursor(name=f"sqlspec_export_{kind}") as cur:
+                        cur.itersize = batch_size
+                        cur.execute(query, params)
+                        counts[kind] = 0
+                        for (line,) in cur:
+                            sink.write(line + "\n")
+                            counts[kind] += 1
+                            if progress is not None and counts[kind] % batch_size == 0:
+                                progress(kind, batch_size)
+                        if progress is not None:
+                            progress(kind, counts[kind] % batch_size)
+        return counts
+
+    def import_jsonl(self, source: Iterable[str | bytes]) -> ImportResult:
+        """Load JSON Lines written by :meth:`export_jsonl`, through COPY, in one transaction.
+
+        State is merged into existing state; sessions and events that already
+        exist are kept as they are (and counted as skipped); events whose
+        session exists neither in the database nor in the import are skipped.
+        """
+        with translate_errors():
+            with (
+                self.config.provide_connection() as conn,
+                conn.transaction(),
+                conn.cursor() as cur,
+            ):
+                cur.execute(self.statements.create_staging)
+                with cur.copy(self.statements.copy_staging) as copy:
+                    for line in source:
+                        text = staged_line(line)
+                        if text is not None:
+                            copy.write_row((text,))
+                cur.execute(self.statements.import_staged)
+                row = cur.fetchone()
+        assert row is not None  # the statement always returns one row
+        return import_result(row)
 
     def delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:
         """Delete a session and, by cascade, its events; a missing session is not an error."""
