@@ -4,6 +4,7 @@ from sqlspec.exceptions import (
     ImproperConfigurationError,
     InvalidValueError,
     MissingTablesError,
+    SchemaVersionError,
     SQLSpecError,
 )
 
@@ -12,5 +13,6 @@ __all__ = [
     "InvalidValueError",
     "MissingTablesError",
     "SQLSpecError",
+    "SchemaVersionError",
 ]
 __version__ = "0.1.0"

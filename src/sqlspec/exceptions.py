@@ -11,6 +11,7 @@ __all__ = [
     "InvalidValueError",
     "MissingTablesError",
     "SQLSpecError",
+    "SchemaVersionError",
 ]
 
 
@@ -34,5 +35,11 @@ class InvalidValueError(SQLSpecError, ValueError):
 
 class MissingTablesError(SQLSpecError, RuntimeError):
     """The store's tables do not exist yet; call ``create_tables()`` first."""
+
+    __module__ = "sqlspec"
+
+
+class SchemaVersionError(SQLSpecError, RuntimeError):
+    """The database schema is at a version this library cannot migrate; the message says why."""
 
     __module__ = "sqlspec"

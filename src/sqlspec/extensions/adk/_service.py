@@ -19,6 +19,7 @@ import asyncio
 import contextvars
 import functools
 from collections.abc import Callable
+from datetime import timedelta
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
@@ -85,11 +86,16 @@ class SQLSpecSessionService(BaseSessionService):
         user_id: str,
         state: dict[str, Any] | None = None,
         session_id: str | None = None,
+        ttl: timedelta | None = None,
     ) -> Session:
-        """Create a session; raises ``AlreadyExistsError`` if the id is taken."""
+        """Create a session; raises ``AlreadyExistsError`` if the id is taken.
+
+        Beyond ADK's arguments: ``ttl`` makes the session expire that long after
+        its creation (default: the store's ``session_ttl``).
+        """
         store: AsyncADKStore = self.store
         return await store.create_session(
-            app_name=app_name, user_id=user_id, state=state, session_id=session_id
+            app_name=app_name, user_id=user_id, state=state, session_id=session_id, ttl=ttl
         )
 
     async def get_session(
@@ -191,6 +197,7 @@ class SyncSQLSpecSessionService(SQLSpecSessionService):
         user_id: str,
         state: dict[str, Any] | None = None,
         session_id: str | None = None,
+        ttl: timedelta | None = None,
     ) -> Session:
         """Create a session; raises ``AlreadyExistsError`` if the id is taken."""
         return self._call(
@@ -199,6 +206,7 @@ class SyncSQLSpecSessionService(SQLSpecSessionService):
             user_id=user_id,
             state=state,
             session_id=session_id,
+            ttl=ttl,
         )
 
     def get_session(  # type: ignore[override]

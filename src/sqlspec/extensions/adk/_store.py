@@ -6,6 +6,7 @@ in-memory semantics on top (partial events, ``temp:`` keys, the session object).
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any, ClassVar, Literal, Protocol
 
 from google.adk.events.event import Event
@@ -31,6 +32,7 @@ class AsyncADKStore(Protocol):
         user_id: str,
         state: dict[str, Any] | None = None,
         session_id: str | None = None,
+        ttl: timedelta | None = None,
     ) -> Session: ...
 
     async def get_session(
@@ -75,6 +77,7 @@ class SyncADKStore(Protocol):
         user_id: str,
         state: dict[str, Any] | None = None,
         session_id: str | None = None,
+        ttl: timedelta | None = None,
     ) -> Session: ...
 
     def get_session(

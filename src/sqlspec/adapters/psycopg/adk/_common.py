@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
 import psycopg
@@ -19,12 +20,25 @@ from google.adk.sessions.base_session_service import GetSessionConfig
 from google.adk.sessions.session import Session
 from psycopg import sql
 
-from sqlspec.adapters.psycopg.adk._sql import LIST_ORDERS, ADKStatements, TableNames
-from sqlspec.exceptions import InvalidValueError, MissingTablesError
+from sqlspec.adapters.psycopg.adk._sql import (
+    LIST_ORDERS,
+    SCHEMA_TABLE,
+    SCHEMA_VERSION,
+    ADKStatements,
+    TableNames,
+)
+from sqlspec.exceptions import (
+    ImproperConfigurationError,
+    InvalidValueError,
+    MissingTablesError,
+    SchemaVersionError,
+)
 from sqlspec.extensions.adk import _codec
 
 __all__ = [
     "EXPORT_SNAPSHOT",
+    "LOCK",
+    "SCHEMA_VERSION",
     "EventBatch",
     "Progress",
     "StoreBase",
@@ -34,9 +48,15 @@ __all__ = [
     "check_marker_less_session",
     "duplicate_events_error",
     "import_result",
+    "pending_versions",
+    "prune_params",
+    "recorded_version",
     "staged_line",
     "translate_errors",
 ]
+
+#: Serializes schema changes of one table set (key: ``ADKStatements.lock_key``).
+LOCK = sql.SQL("SELECT pg_advisory_xact_lock(%s)")
 
 #: First statement of an export: every query of it reads one snapshot.
 EXPORT_SNAPSHOT = sql.SQL("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -90,8 +110,21 @@ class StoreBase:
     """Table names, statements and row decoding common to both stores."""
 
     def __init__(
-        self, session_table: str, events_table: str, app_state_table: str, user_state_table: str
+        self,
+        *,
+        session_table: str,
+        events_table: str,
+        app_state_table: str,
+        user_state_table: str,
+        session_ttl: timedelta | None,
     ) -> None:
+        if session_ttl is not None and (
+            not isinstance(session_ttl, timedelta) or session_ttl <= timedelta(0)
+        ):
+            raise ImproperConfigurationError(
+                f"session_ttl must be a positive timedelta or None, got {session_ttl!r}"
+            )
+        self.session_ttl = session_ttl
         self.tables = TableNames(
             sessions=session_table,
             events=events_table,
@@ -99,6 +132,24 @@ class StoreBase:
             user_states=user_state_table,
         )
         self.statements = ADKStatements(self.tables)
+
+    def expire_time(self, now: datetime, ttl: timedelta | None) -> datetime | None:
+        """When a session created at ``now`` expires: after ``ttl``, else the store's default."""
+        ttl = ttl if ttl is not None else self.session_ttl
+        if ttl is None:
+            return None
+        if not isinstance(ttl, timedelta) or ttl <= timedelta(0):
+            raise InvalidValueError(f"ttl must be a positive timedelta, got {ttl!r}")
+        return now + ttl
+
+    def schema_params(self) -> dict[str, Any]:
+        """Parameters of the schema-version statements for this table set."""
+        return {
+            "table": self.tables.sessions,
+            # to_regclass() parses its argument as SQL: quote the (validated) names.
+            "schema_table": f'"{SCHEMA_TABLE}"',
+            "sessions": f'"{self.tables.sessions}"',
+        }
 
     @property
     def session_table(self) -> str:
@@ -336,3 +387,33 @@ def staged_line(line: str | bytes) -> str | None:
     text = line.decode() if isinstance(line, bytes) else line
     text = text.strip()
     return text or None
+
+
+def recorded_version(recorded: int | None, sessions_exist: bool) -> int:
+    """The schema version a database is at: recorded, 1 for unrecorded tables, 0 for none."""
+    if recorded is not None:
+        return recorded
+    return 1 if sessions_exist else 0
+
+
+def pending_versions(current: int) -> range:
+    """The migrations to run from ``current``; refuses a version from a newer library."""
+    if current > SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"the database schema is at version {current}, newer than the {SCHEMA_VERSION} "
+            "this version of sqlspec knows; upgrade sqlspec instead of migrating"
+        )
+    return range(current + 1, SCHEMA_VERSION + 1)
+
+
+def prune_params(
+    older_than: timedelta | None, app_name: str | None, user_id: str | None
+) -> dict[str, Any]:
+    """Parameters of the prune statements."""
+    _codec.check_ids(app_name=app_name, user_id=user_id)
+    if older_than is not None and (
+        not isinstance(older_than, timedelta) or older_than < timedelta(0)
+    ):
+        raise InvalidValueError(f"older_than must be a non-negative timedelta, got {older_than!r}")
+    idle_since = None if older_than is None else datetime.now(timezone.utc) - older_than
+    return {"app_name": app_name, "user_id": user_id, "idle_since": idle_since}

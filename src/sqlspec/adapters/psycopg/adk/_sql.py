@@ -39,6 +39,11 @@ EVENT_COLUMNS: tuple[tuple[str, str, str], ...] = (
 )
 
 
+#: The schema version this code writes; ``migrate()`` brings older ones up to it.
+SCHEMA_VERSION = 2
+#: Where each table set's schema version is recorded, keyed by sessions table.
+SCHEMA_TABLE = "sqlspec_adk_schema"
+
 #: Columns ``list_sessions`` can order by.
 LIST_ORDERS = ("update_time", "create_time")
 
@@ -160,13 +165,17 @@ class ADKStatements:
             "idx_state": sql.Identifier(_derived_name(tables.sessions, "state")),
             "idx_events": sql.Identifier(_derived_name(tables.events, "session")),
             "fk_events": sql.Identifier(_derived_name(tables.events, "session_fk")),
+            "idx_expire_time": sql.Identifier(_derived_name(tables.sessions, "expire_time")),
+            "schema_table": sql.Identifier(SCHEMA_TABLE),
+            # A session past its expire_time is gone for every read and write.
+            "live": sql.SQL("(expire_time IS NULL OR expire_time > now())"),
         }
 
         #: Serializes concurrent ``create_tables()`` calls for this table set.
         self.lock_key = int.from_bytes(
             hashlib.sha1(f"sqlspec.adk:{tables.sessions}".encode()).digest()[:8], "big", signed=True
         )
-        self.create_tables: tuple[sql.Composed, ...] = tuple(
+        version_1: tuple[sql.Composed, ...] = tuple(
             sql.SQL(stmt).format(**names)
             for stmt in (
                 """CREATE TABLE IF NOT EXISTS {sessions} (
@@ -225,6 +234,67 @@ class ADKStatements:
                 )""",
             )
         )
+        version_2 = tuple(
+            sql.SQL(stmt).format(**names)
+            for stmt in (
+                "ALTER TABLE {sessions} ADD COLUMN IF NOT EXISTS expire_time TIMESTAMPTZ",
+                """CREATE INDEX IF NOT EXISTS {idx_expire_time} ON {sessions} (expire_time)
+                    WHERE expire_time IS NOT NULL""",
+            )
+        )
+        #: The DDL that brings the schema to each version from the one before;
+        #: creating the tables is migrating from nothing.
+        self.migrations: dict[int, tuple[sql.Composed, ...]] = {1: version_1, 2: version_2}
+
+        self.create_schema_table = sql.SQL(
+            """CREATE TABLE IF NOT EXISTS {schema_table} (
+                session_table VARCHAR(63) PRIMARY KEY,
+                version INTEGER NOT NULL,
+                migrated_at TIMESTAMPTZ NOT NULL DEFAULT CURRENT_TIMESTAMP
+            )"""
+        ).format(**names)
+        #: Whether the version table and the sessions table exist.
+        self.schema_tables_exist = sql.SQL(
+            "SELECT to_regclass(%(schema_table)s) IS NOT NULL, "
+            "to_regclass(%(sessions)s) IS NOT NULL"
+        )
+        #: The recorded version of this table set.
+        self.read_schema_version = sql.SQL(
+            "SELECT version FROM {schema_table} WHERE session_table = %(table)s"
+        ).format(**names)
+        self.write_schema_version = sql.SQL(
+            """INSERT INTO {schema_table} (session_table, version) VALUES (%(table)s, %(version)s)
+            ON CONFLICT (session_table) DO UPDATE
+                SET version = EXCLUDED.version, migrated_at = CURRENT_TIMESTAMP"""
+        ).format(**names)
+
+        idle = sql.SQL(
+            """FROM {sessions} s
+            WHERE (%(app_name)s::text IS NULL OR s.app_name = %(app_name)s)
+              AND (%(user_id)s::text IS NULL OR s.user_id = %(user_id)s)
+              AND ((%(idle_since)s::timestamptz IS NOT NULL AND s.update_time < %(idle_since)s)
+                   OR s.expire_time <= now())"""
+        ).format(**names)
+        #: How many sessions (and events) are idle since ``%(idle_since)s`` or expired.
+        self.count_prunable = sql.SQL(
+            """SELECT count(*), COALESCE(sum((SELECT count(*) FROM {events} e
+                WHERE e.app_name = s.app_name AND e.user_id = s.user_id
+                  AND e.session_id = s.id)), 0)::bigint {idle}"""
+        ).format(idle=idle, **names)
+        #: Delete those sessions (their events go by cascade); same answer as the count.
+        self.prune = sql.SQL(
+            """WITH doomed AS (
+                SELECT s.app_name, s.user_id, s.id, (SELECT count(*) FROM {events} e
+                    WHERE e.app_name = s.app_name AND e.user_id = s.user_id
+                      AND e.session_id = s.id) AS events
+                {idle} FOR UPDATE
+            ), gone AS (
+                DELETE FROM {sessions} s USING doomed d
+                WHERE s.app_name = d.app_name AND s.user_id = d.user_id AND s.id = d.id
+                RETURNING d.events
+            )
+            SELECT count(*), COALESCE(sum(events), 0)::bigint FROM gone"""
+        ).format(idle=idle, **names)
 
         upsert_app = sql.SQL(
             """{a_cte} AS (
@@ -248,9 +318,11 @@ class ADKStatements:
         #: back means the id is taken.
         self.create_session = sql.SQL(
             """WITH new_session AS (
-                INSERT INTO {sessions} (id, app_name, user_id, state, create_time, update_time)
+                INSERT INTO {sessions}
+                    (id, app_name, user_id, state, create_time, update_time, expire_time)
                 VALUES (%(session_id)s, %(app_name)s, %(user_id)s,
-                        COALESCE(%(session_state)s::jsonb, '{{}}'::jsonb), %(now)s, %(now)s)
+                        COALESCE(%(session_state)s::jsonb, '{{}}'::jsonb), %(now)s, %(now)s,
+                        %(expire_time)s)
                 ON CONFLICT DO NOTHING
                 RETURNING revision, update_time
             ), {upserts}
@@ -292,7 +364,8 @@ class ADKStatements:
             FROM {sessions} s
             LEFT JOIN {app_states} a ON a.app_name = s.app_name
             LEFT JOIN {user_states} u ON u.app_name = s.app_name AND u.user_id = s.user_id
-            WHERE s.app_name = %(app_name)s AND s.user_id = %(user_id)s AND s.id = %(session_id)s"""
+            WHERE s.app_name = %(app_name)s AND s.user_id = %(user_id)s AND s.id = %(session_id)s
+              AND {live}"""
         )
         event_json = _event_json("e")
         #: Load a session with its merged state and (a window of) its events.
@@ -316,7 +389,7 @@ class ADKStatements:
             FROM {sessions} s
             LEFT JOIN {app_states} a ON a.app_name = s.app_name
             LEFT JOIN {user_states} u ON u.app_name = s.app_name AND u.user_id = s.user_id
-            WHERE s.app_name = %(app_name)s {user_filter} {after_cursor}
+            WHERE s.app_name = %(app_name)s {user_filter} {after_cursor} AND {live}
             ORDER BY {order}
             LIMIT %(limit)s"""
         )
@@ -368,7 +441,8 @@ class ADKStatements:
                 ORDER BY e."timestamp" DESC, (e.event_data -> 'timestamp')::float8 DESC, e.id DESC
                 LIMIT 1)
             FROM {sessions} s
-            WHERE s.app_name = %(app_name)s AND s.user_id = %(user_id)s AND s.id = %(session_id)s"""
+            WHERE s.app_name = %(app_name)s AND s.user_id = %(user_id)s AND s.id = %(session_id)s
+              AND {live}"""
         ).format(**names)
 
         insert_columns, insert_values = _event_insert_values(sql.SQL("ev.j"))
@@ -386,7 +460,7 @@ class ADKStatements:
                     update_time = %(update_time)s,
                     revision = revision + 1
                 WHERE app_name = %(app_name)s AND user_id = %(user_id)s AND id = %(session_id)s
-                  AND revision = %(revision)s
+                  AND revision = %(revision)s AND {live}
                   AND NOT EXISTS (
                     SELECT 1 FROM {events} e, ev
                     WHERE e.app_name = %(app_name)s AND e.user_id = %(user_id)s
@@ -399,7 +473,8 @@ class ADKStatements:
             ), {upserts}
             SELECT (SELECT revision FROM bumped),
                 (SELECT revision FROM {sessions}
-                 WHERE app_name = %(app_name)s AND user_id = %(user_id)s AND id = %(session_id)s),
+                 WHERE app_name = %(app_name)s AND user_id = %(user_id)s AND id = %(session_id)s
+                   AND {live}),
                 (SELECT {event_json}::text FROM {events} e, ev
                  WHERE e.app_name = %(app_name)s AND e.user_id = %(user_id)s
                    AND e.session_id = %(session_id)s AND e.id = ev.j ->> 'id')"""
@@ -574,6 +649,7 @@ class ADKStatements:
                     update_time = %(update_time)s,
                     revision = revision + 1
                 WHERE app_name = %(app_name)s AND user_id = %(user_id)s AND id = %(session_id)s
+                  AND {live}
                 RETURNING revision
             ), inserted AS (
                 INSERT INTO {events} (session_id, app_name, user_id, {events_columns})

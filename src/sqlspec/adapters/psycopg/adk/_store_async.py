@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar, Literal
 
 from google.adk.errors.already_exists_error import AlreadyExistsError
@@ -16,12 +16,14 @@ from google.adk.errors.session_not_found_error import SessionNotFoundError
 from google.adk.events.event import Event
 from google.adk.sessions.base_session_service import GetSessionConfig
 from google.adk.sessions.session import Session
-from psycopg import AsyncConnection, AsyncCursor, sql
+from psycopg import AsyncCursor, sql
 from psycopg.rows import TupleRow
 
 from sqlspec.adapters.psycopg._config import PsycopgAsyncConfig
 from sqlspec.adapters.psycopg.adk._common import (
     EXPORT_SNAPSHOT,
+    LOCK,
+    SCHEMA_VERSION,
     EventBatch,
     Progress,
     StoreBase,
@@ -31,6 +33,9 @@ from sqlspec.adapters.psycopg.adk._common import (
     check_marker_less_session,
     duplicate_events_error,
     import_result,
+    pending_versions,
+    prune_params,
+    recorded_version,
     staged_line,
     translate_errors,
 )
@@ -49,6 +54,7 @@ class PsycopgAsyncADKStore(StoreBase):
         events_table: events table name (default ``adk_events``).
         app_state_table: ``app:`` state table name (default ``adk_app_states``).
         user_state_table: ``user:`` state table name (default ``adk_user_states``).
+        session_ttl: how long a new session lives before it expires (default: forever).
     """
 
     is_async: ClassVar[Literal[True]] = True
@@ -56,12 +62,20 @@ class PsycopgAsyncADKStore(StoreBase):
     def __init__(
         self,
         config: PsycopgAsyncConfig,
+        *,
         session_table: str = "adk_sessions",
         events_table: str = "adk_events",
         app_state_table: str = "adk_app_states",
         user_state_table: str = "adk_user_states",
+        session_ttl: timedelta | None = None,
     ) -> None:
-        super().__init__(session_table, events_table, app_state_table, user_state_table)
+        super().__init__(
+            session_table=session_table,
+            events_table=events_table,
+            app_state_table=app_state_table,
+            user_state_table=user_state_table,
+            session_ttl=session_ttl,
+        )
         self.config = config
 
     @asynccontextmanager
@@ -82,16 +96,69 @@ class PsycopgAsyncADKStore(StoreBase):
             return await cur.fetchone()
 
     async def create_tables(self) -> None:
-        """Create the tables and indexes if they do not exist; safe to call concurrently."""
-        with translate_errors():
-            async with self.config.provide_connection() as conn:
-                await self._create_tables(conn)
+        """Create the tables and indexes, or bring them up to date; safe to call concurrently.
 
-    async def _create_tables(self, conn: AsyncConnection[TupleRow]) -> None:
-        async with conn.transaction(), conn.cursor() as cur:
-            await cur.execute("SELECT pg_advisory_xact_lock(%s)", (self.statements.lock_key,))
-            for statement in self.statements.create_tables:
-                await cur.execute(statement)
+        The same as :meth:`migrate`.
+        """
+        await self.migrate()
+
+    async def migrate(self) -> tuple[int, int]:
+        """Create or upgrade the schema in place, in one transaction; return (from, to) versions.
+
+        Raises:
+            SchemaVersionError: the database holds a version newer than this library knows.
+        """
+        params = self.schema_params()
+        with translate_errors():
+            async with (
+                self.config.provide_connection() as conn,
+                conn.transaction(),
+                conn.cursor() as cur,
+            ):
+                await cur.execute(LOCK, (self.statements.lock_key,))
+                await cur.execute(self.statements.create_schema_table)
+                await cur.execute(self.statements.schema_tables_exist, params)
+                _, sessions_exist = await cur.fetchone() or (True, False)
+                await cur.execute(self.statements.read_schema_version, params)
+                recorded = await cur.fetchone()
+                current = recorded_version(recorded[0] if recorded else None, sessions_exist)
+                for version in pending_versions(current):
+                    for statement in self.statements.migrations[version]:
+                        await cur.execute(statement)
+                await cur.execute(
+                    self.statements.write_schema_version, {**params, "version": SCHEMA_VERSION}
+                )
+        return current, SCHEMA_VERSION
+
+    async def schema_version(self) -> int | None:
+        """The schema version recorded in the database; ``None`` if the tables do not exist."""
+        params = self.schema_params()
+        async with self._cursor() as cur:
+            await cur.execute(self.statements.schema_tables_exist, params)
+            schema_table_exists, sessions_exist = await cur.fetchone() or (False, False)
+            recorded = None
+            if schema_table_exists:
+                await cur.execute(self.statements.read_schema_version, params)
+                row = await cur.fetchone()
+                recorded = row[0] if row else None
+        return recorded_version(recorded, sessions_exist) or None
+
+    async def prune(
+        self,
+        *,
+        older_than: timedelta | None = None,
+        app_name: str | None = None,
+        user_id: str | None = None,
+        dry_run: bool = False,
+    ) -> tuple[int, int]:
+        """Delete expired sessions and those idle longer than ``older_than``, with their events.
+
+        Returns (sessions, events) deleted, or that would be with ``dry_run``.
+        """
+        params = prune_params(older_than, app_name, user_id)
+        query = self.statements.count_prunable if dry_run else self.statements.prune
+        row = await self._fetchone(query, params)
+        return (row[0], row[1]) if row else (0, 0)
 
     async def create_session(
         self,
@@ -100,8 +167,12 @@ class PsycopgAsyncADKStore(StoreBase):
         user_id: str,
         state: dict[str, Any] | None = None,
         session_id: str | None = None,
+        ttl: timedelta | None = None,
     ) -> Session:
         """Store a new session; its ``app:``/``user:`` keys go to the shared state tables.
+
+        ``ttl`` (default: the store's ``session_ttl``) makes the session expire that
+        long after its creation: reads then miss it and ``prune`` deletes it.
 
         Raises:
             AlreadyExistsError: the app and user already have a session with this id.
@@ -120,6 +191,7 @@ class PsycopgAsyncADKStore(StoreBase):
                 "app_delta": deltas.app,
                 "user_delta": deltas.user,
                 "now": now,
+                "expire_time": self.expire_time(now, ttl),
             },
         )
         if row is None:

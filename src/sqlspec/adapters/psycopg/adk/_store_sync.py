@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar, Literal
 
 from google.adk.errors.already_exists_error import AlreadyExistsError
@@ -18,12 +18,14 @@ from google.adk.errors.session_not_found_error import SessionNotFoundError
 from google.adk.events.event import Event
 from google.adk.sessions.base_session_service import GetSessionConfig
 from google.adk.sessions.session import Session
-from psycopg import Connection, Cursor, sql
+from psycopg import Cursor, sql
 from psycopg.rows import TupleRow
 
 from sqlspec.adapters.psycopg._config import PsycopgSyncConfig
 from sqlspec.adapters.psycopg.adk._common import (
     EXPORT_SNAPSHOT,
+    LOCK,
+    SCHEMA_VERSION,
     EventBatch,
     Progress,
     StoreBase,
@@ -33,6 +35,9 @@ from sqlspec.adapters.psycopg.adk._common import (
     check_marker_less_session,
     duplicate_events_error,
     import_result,
+    pending_versions,
+    prune_params,
+    recorded_version,
     staged_line,
     translate_errors,
 )
@@ -51,6 +56,7 @@ class PsycopgSyncADKStore(StoreBase):
         events_table: events table name (default ``adk_events``).
         app_state_table: ``app:`` state table name (default ``adk_app_states``).
         user_state_table: ``user:`` state table name (default ``adk_user_states``).
+        session_ttl: how long a new session lives before it expires (default: forever).
     """
 
     is_async: ClassVar[Literal[False]] = False
@@ -58,12 +64,20 @@ class PsycopgSyncADKStore(StoreBase):
     def __init__(
         self,
         config: PsycopgSyncConfig,
+        *,
         session_table: str = "adk_sessions",
         events_table: str = "adk_events",
         app_state_table: str = "adk_app_states",
         user_state_table: str = "adk_user_states",
+        session_ttl: timedelta | None = None,
     ) -> None:
-        super().__init__(session_table, events_table, app_state_table, user_state_table)
+        super().__init__(
+            session_table=session_table,
+            events_table=events_table,
+            app_state_table=app_state_table,
+            user_state_table=user_state_table,
+            session_ttl=session_ttl,
+        )
         self.config = config
 
     @contextmanager
@@ -82,16 +96,69 @@ class PsycopgSyncADKStore(StoreBase):
             return cur.fetchone()
 
     def create_tables(self) -> None:
-        """Create the tables and indexes if they do not exist; safe to call concurrently."""
-        with translate_errors():
-            with self.config.provide_connection() as conn:
-                self._create_tables(conn)
+        """Create the tables and indexes, or bring them up to date; safe to call concurrently.
 
-    def _create_tables(self, conn: Connection[TupleRow]) -> None:
-        with conn.transaction(), conn.cursor() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(%s)", (self.statements.lock_key,))
-            for statement in self.statements.create_tables:
-                cur.execute(statement)
+        The same as :meth:`migrate`.
+        """
+        self.migrate()
+
+    def migrate(self) -> tuple[int, int]:
+        """Create or upgrade the schema in place, in one transaction; return (from, to) versions.
+
+        Raises:
+            SchemaVersionError: the database holds a version newer than this library knows.
+        """
+        params = self.schema_params()
+        with translate_errors():
+            with (
+                self.config.provide_connection() as conn,
+                conn.transaction(),
+                conn.cursor() as cur,
+            ):
+                cur.execute(LOCK, (self.statements.lock_key,))
+                cur.execute(self.statements.create_schema_table)
+                cur.execute(self.statements.schema_tables_exist, params)
+                _, sessions_exist = cur.fetchone() or (True, False)
+                cur.execute(self.statements.read_schema_version, params)
+                recorded = cur.fetchone()
+                current = recorded_version(recorded[0] if recorded else None, sessions_exist)
+                for version in pending_versions(current):
+                    for statement in self.statements.migrations[version]:
+                        cur.execute(statement)
+                cur.execute(
+                    self.statements.write_schema_version, {**params, "version": SCHEMA_VERSION}
+                )
+        return current, SCHEMA_VERSION
+
+    def schema_version(self) -> int | None:
+        """The schema version recorded in the database; ``None`` if the tables do not exist."""
+        params = self.schema_params()
+        with self._cursor() as cur:
+            cur.execute(self.statements.schema_tables_exist, params)
+            schema_table_exists, sessions_exist = cur.fetchone() or (False, False)
+            recorded = None
+            if schema_table_exists:
+                cur.execute(self.statements.read_schema_version, params)
+                row = cur.fetchone()
+                recorded = row[0] if row else None
+        return recorded_version(recorded, sessions_exist) or None
+
+    def prune(
+        self,
+        *,
+        older_than: timedelta | None = None,
+        app_name: str | None = None,
+        user_id: str | None = None,
+        dry_run: bool = False,
+    ) -> tuple[int, int]:
+        """Delete expired sessions and those idle longer than ``older_than``, with their events.
+
+        Returns (sessions, events) deleted, or that would be with ``dry_run``.
+        """
+        params = prune_params(older_than, app_name, user_id)
+        query = self.statements.count_prunable if dry_run else self.statements.prune
+        row = self._fetchone(query, params)
+        return (row[0], row[1]) if row else (0, 0)
 
     def create_session(
         self,
@@ -100,8 +167,12 @@ class PsycopgSyncADKStore(StoreBase):
         user_id: str,
         state: dict[str, Any] | None = None,
         session_id: str | None = None,
+        ttl: timedelta | None = None,
     ) -> Session:
         """Store a new session; its ``app:``/``user:`` keys go to the shared state tables.
+
+        ``ttl`` (default: the store's ``session_ttl``) makes the session expire that
+        long after its creation: reads then miss it and ``prune`` deletes it.
 
         Raises:
             AlreadyExistsError: the app and user already have a session with this id.
@@ -120,6 +191,7 @@ class PsycopgSyncADKStore(StoreBase):
                 "app_delta": deltas.app,
                 "user_delta": deltas.user,
                 "now": now,
+                "expire_time": self.expire_time(now, ttl),
             },
         )
         if row is None:
