@@ -12,7 +12,7 @@ import binascii
 import json
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -22,7 +22,6 @@ from google.adk.events.event import Event
 from google.adk.sessions.base_session_service import ListSessionsResponse
 from google.adk.sessions.session import Session
 from google.adk.sessions.state import State
-from pydantic import TypeAdapter
 
 from sqlspec.exceptions import InvalidValueError
 
@@ -48,8 +47,6 @@ logger = logging.getLogger("sqlspec.extensions.adk")
 ID_MAX_LENGTH = 128
 #: Event fields stored in ``VARCHAR(256)`` columns.
 EVENT_TEXT_MAX_LENGTH = 256
-
-_EVENT_LIST: TypeAdapter[list[Event]] = TypeAdapter(list[Event])
 
 
 def check_ids(**ids: str | None) -> None:
@@ -151,11 +148,13 @@ def encode_event(event: Event) -> str:
     return event.model_dump_json(exclude_none=True)
 
 
-def decode_events(text: str | None) -> list[Event]:
-    """Decode a JSON array of events, as aggregated by the server, straight from its text."""
-    if not text:
-        return []
-    return _EVENT_LIST.validate_json(text)
+def decode_events(texts: Sequence[str] | None) -> list[Event]:
+    """Decode events from their JSON texts, as the server aggregates them.
+
+    One ``Event.model_validate_json`` per event: validating each text is about
+    twice as fast as validating the JSON array as a ``list[Event]``.
+    """
+    return [Event.model_validate_json(text) for text in texts or ()]
 
 
 def decode_event(text: str) -> Event:

@@ -94,28 +94,30 @@ class TableNames:
 
 
 def _event_json(alias: str) -> sql.Composable:
-    """Rebuild one event's JSON object from its columns and ``event_data``.
+    """Rebuild one event's JSON text from its columns and ``event_data``.
 
-    Columns holding SQL NULL are left out, so the object equals the event's
-    ``model_dump(exclude_none=True)``.
+    Built as text, not ``jsonb``: the server then only prints each column once.
+    Columns holding SQL NULL are left out (``concat_ws`` skips NULLs), so the
+    object equals the event's ``model_dump(exclude_none=True)``.
     """
     e = sql.Identifier(alias)
-    pairs: list[sql.Composable] = [
-        sql.SQL("({}, to_jsonb({}.{}))").format(sql.Literal("id"), e, sql.Identifier("id"))
+    members: list[sql.Composable] = [
+        # event_data's own members, without its braces (it always holds the timestamp).
+        sql.SQL("left(substr({}.event_data::text, 2), -1)").format(e),
+        sql.SQL("'\"id\":' || to_json({}.id)::text").format(e),
     ]
     for column, field, kind in EVENT_COLUMNS:
         col = sql.SQL("{}.{}").format(e, sql.Identifier(column))
         if kind == "bytea":
-            value: sql.Composable = sql.SQL("convert_from({}, 'UTF8')::jsonb").format(col)
-        elif kind in ("json_text", "jsonb"):
-            value = sql.SQL("{}::jsonb").format(col)
+            value: sql.Composable = sql.SQL("convert_from({}, 'UTF8')").format(col)
+        elif kind == "json_text":
+            value = col
+        elif kind == "jsonb":
+            value = sql.SQL("{}::text").format(col)
         else:
-            value = sql.SQL("to_jsonb({})").format(col)
-        pairs.append(sql.SQL("({}, {})").format(sql.Literal(field), value))
-    return sql.SQL(
-        "({e}.event_data || (SELECT jsonb_object_agg(f.k, f.v) FROM (VALUES {pairs}) AS f(k, v) "
-        "WHERE f.v IS NOT NULL))"
-    ).format(e=e, pairs=sql.SQL(", ").join(pairs))
+            value = sql.SQL("to_json({})::text").format(col)
+        members.append(sql.SQL("{} || {}").format(sql.Literal(f'"{field}":'), value))
+    return sql.SQL("('{{' || concat_ws(',', {}) || '}}')").format(sql.SQL(", ").join(members))
 
 
 def _event_insert_values(j: sql.Composable) -> tuple[sql.Composable, sql.Composable]:
@@ -344,7 +346,7 @@ class ADKStatements:
         )
 
         events_of_session = sql.SQL(
-            """SELECT jsonb_agg(x.ev ORDER BY x.ts, x.exact_ts, x.id)::text FROM (
+            """SELECT array_agg(x.ev ORDER BY x.ts, x.exact_ts, x.id) FROM (
                 SELECT {event_json} AS ev, e."timestamp" AS ts,
                        (e.event_data -> 'timestamp')::float8 AS exact_ts, e.id
                 FROM {events} e
@@ -475,7 +477,7 @@ class ADKStatements:
                 (SELECT revision FROM {sessions}
                  WHERE app_name = %(app_name)s AND user_id = %(user_id)s AND id = %(session_id)s
                    AND {live}),
-                (SELECT {event_json}::text FROM {events} e, ev
+                (SELECT {event_json} FROM {events} e, ev
                  WHERE e.app_name = %(app_name)s AND e.user_id = %(user_id)s
                    AND e.session_id = %(session_id)s AND e.id = ev.j ->> 'id')"""
         ).format(
@@ -493,14 +495,14 @@ class ADKStatements:
 
         chronological = sql.SQL("e.\"timestamp\", (e.event_data -> 'timestamp')::float8, e.id")
         events_in_order = sql.SQL(
-            """SELECT {event_json}::text FROM {events} e
+            """SELECT {event_json} FROM {events} e
             WHERE e.app_name = %(app_name)s AND e.user_id = %(user_id)s
               AND e.session_id = %(session_id)s {after}
             ORDER BY {chronological}"""
         )
         newest_events_in_order = sql.SQL(
             """SELECT x.ev FROM (
-                SELECT {event_json}::text AS ev, e."timestamp" AS ts,
+                SELECT {event_json} AS ev, e."timestamp" AS ts,
                        (e.event_data -> 'timestamp')::float8 AS exact_ts, e.id
                 FROM {events} e
                 WHERE e.app_name = %(app_name)s AND e.user_id = %(user_id)s
@@ -559,9 +561,10 @@ class ADKStatements:
             (
                 "event",
                 sql.SQL(
-                    """SELECT jsonb_build_object('kind', 'event', 'app_name', e.app_name,
-                        'user_id', e.user_id, 'session_id', e.session_id,
-                        'event', {event_json})::text
+                    """SELECT '{{"kind":"event","app_name":' || to_json(e.app_name)::text
+                        || ',"user_id":' || to_json(e.user_id)::text
+                        || ',"session_id":' || to_json(e.session_id)::text
+                        || ',"event":' || {event_json} || '}}'
                     FROM {events} e WHERE {scope}
                     ORDER BY e.app_name, e.user_id, e.session_id, {chronological}"""
                 ).format(

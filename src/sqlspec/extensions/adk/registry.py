@@ -1,0 +1,336 @@
+"""ADK's own command line on SQLSpec: a ``--session_service_uri`` scheme for ``adk``.
+
+``adk web``, ``adk api_server`` and ``adk run`` build their session service from
+``--session_service_uri``, looking its scheme up in ADK's service registry. This
+module gives them one::
+
+    adk api_server --session_service_uri "sqlspec+postgresql://user:pw@host/db" agents/
+
+once the agents directory registers the schemes, with a ``services.yaml``::
+
+    services:
+      - scheme: sqlspec+postgresql
+        type: session
+        class: sqlspec.extensions.adk.registry.SQLSpecURISessionService
+
+or a ``services.py``::
+
+    from sqlspec.extensions.adk.registry import register_session_services
+
+    register_session_services()
+
+The URI is a PostgreSQL URL whose scheme is one of :data:`SCHEMES`; its query may
+carry pool settings (``min_size``, ``max_size``, ``timeout``, ...), table names
+(``session_table``, ``events_table``, ``app_state_table``, ``user_state_table``), a
+default ``session_ttl`` (``30d``, ``12h``, or seconds) and ``create_tables=false``;
+every other query parameter is a libpq one and stays in the conninfo. ``sqlspec://``
+with no host names no server: the embedded PostgreSQL is used, as everywhere else.
+Tables are created (or migrated) on the service's first call.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from google.adk.events.event import Event
+from google.adk.sessions.base_session_service import GetSessionConfig
+from google.adk.sessions.session import Session
+
+from sqlspec.adapters.psycopg import PsycopgAsyncConfig
+from sqlspec.adapters.psycopg._settings import CONNECTION_KEYS, POOL_KEYS, masked_conninfo
+from sqlspec.adapters.psycopg.adk import PsycopgAsyncADKStore
+from sqlspec.exceptions import ImproperConfigurationError
+from sqlspec.extensions.adk._codec import SessionPage
+from sqlspec.extensions.adk._service import SQLSpecSessionService
+
+__all__ = [
+    "SCHEMES",
+    "SQLSpecURISessionService",
+    "ServiceURI",
+    "create_session_service",
+    "is_service_uri",
+    "parse_duration",
+    "parse_service_uri",
+    "register_session_services",
+]
+
+#: The URI schemes this module handles; ``sqlspec://`` is short for ``sqlspec+postgresql://``.
+SCHEMES = ("sqlspec", "sqlspec+postgresql", "sqlspec+postgres")
+
+#: Query parameters (and keyword arguments) that configure the store rather than the connection.
+STORE_OPTIONS = ("session_table", "events_table", "app_state_table", "user_state_table")
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|w|d|h|m|s)", re.IGNORECASE)
+_DURATION_UNITS = {
+    "w": timedelta(weeks=1),
+    "d": timedelta(days=1),
+    "h": timedelta(hours=1),
+    "m": timedelta(minutes=1),
+    "s": timedelta(seconds=1),
+    "ms": timedelta(milliseconds=1),
+}
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def parse_duration(value: str | float | timedelta) -> timedelta:
+    """Read a duration: ``30d``, ``12h``, ``90m``, ``45s``, ``2w``, ``1d12h``, or seconds.
+
+    Raises:
+        ImproperConfigurationError: not a duration, or negative.
+    """
+    if isinstance(value, timedelta):
+        result = value
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        result = timedelta(seconds=value)
+    elif isinstance(value, str):
+        text = value.strip().lower()
+        try:
+            result = timedelta(seconds=float(text))
+        except ValueError:
+            parts = _DURATION_PART.findall(text)
+            if not parts or _DURATION_PART.sub("", text).strip():
+                raise ImproperConfigurationError(
+                    f"{value!r} is not a duration; write it like 30d, 12h, 90m, 45s, 2w "
+                    "or 1d12h (or a number of seconds)"
+                ) from None
+            result = sum(
+                (float(n) * _DURATION_UNITS[unit.lower()] for n, unit in parts), timedelta()
+            )
+    else:
+        raise ImproperConfigurationError(f"{value!r} is not a duration")
+    if result < timedelta(0):
+        raise ImproperConfigurationError(f"a duration may not be negative, got {value!r}")
+    return result
+
+
+def _to_bool(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ImproperConfigurationError(f"{key} must be true or false, got {value!r}")
+
+
+def _typed(key: str, value: Any, types: tuple[type, ...]) -> Any:
+    """Convert a query-string value to the type a pool or connection setting takes."""
+    if not isinstance(value, str):
+        return value
+    if bool in types:
+        return _to_bool(key, value)
+    if type(None) in types and value.strip().lower() in ("", "none", "null"):
+        return None
+    for kind in (int, float):
+        if kind in types:
+            try:
+                return kind(value)
+            except ValueError:
+                continue
+    if str in types:
+        return value
+    names = " or ".join(t.__name__ for t in types if t is not type(None))
+    raise ImproperConfigurationError(f"{key} must be {names}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class ServiceURI:
+    """What a session-service URI says: where to connect, how to pool, which tables."""
+
+    #: The ``connection_config`` of :class:`PsycopgAsyncConfig` / ``PsycopgSyncConfig``.
+    connection_config: dict[str, Any] = field(default_factory=dict)
+    #: Keyword arguments of the store: table names and ``session_ttl``.
+    store_options: dict[str, Any] = field(default_factory=dict)
+    #: Whether the service creates (or migrates) its tables on first use.
+    create_tables: bool = True
+
+    @property
+    def conninfo(self) -> str:
+        """The PostgreSQL URL the URI maps to (empty: no server named)."""
+        conninfo: str = self.connection_config.get("conninfo", "")
+        return conninfo
+
+    def masked(self) -> str:
+        """The conninfo with any password hidden, for messages."""
+        return masked_conninfo(self.conninfo) if self.conninfo else "(embedded server)"
+
+
+def is_service_uri(uri: str) -> bool:
+    """Whether ``uri`` uses one of :data:`SCHEMES`."""
+    scheme, sep, _ = uri.partition("://")
+    return bool(sep) and scheme.lower() in SCHEMES
+
+
+def parse_service_uri(uri: str, **options: Any) -> ServiceURI:
+    """Map a ``sqlspec+postgresql://`` URI (and keyword ``options``) to configs.
+
+    ``options`` take the same keys as the query string and win over it; ``agents_dir``
+    (passed by ADK) is ignored.
+
+    Raises:
+        ImproperConfigurationError: a scheme this module does not handle, or a
+            parameter of the wrong type.
+    """
+    parts = urlsplit(uri)
+    if parts.scheme.lower() not in SCHEMES:
+        raise ImproperConfigurationError(
+            f"session service URI scheme {parts.scheme!r} is not one of {', '.join(SCHEMES)}"
+        )
+    params: dict[str, Any] = dict(parse_qsl(parts.query, keep_blank_values=True))
+    options.pop("agents_dir", None)
+    params.update(options)
+
+    connection_config: dict[str, Any] = {}
+    store_options: dict[str, Any] = {}
+    create_tables = True
+    libpq: list[tuple[str, str]] = []
+    for key, value in params.items():
+        if key in POOL_KEYS:
+            connection_config[key] = _typed(key, value, POOL_KEYS[key])
+        elif key in CONNECTION_KEYS:
+            connection_config[key] = _typed(key, value, CONNECTION_KEYS[key])
+        elif key in STORE_OPTIONS:
+            store_options[key] = value
+        elif key == "session_ttl":
+            ttl = parse_duration(value)
+            store_options[key] = ttl if ttl > timedelta(0) else None
+        elif key == "create_tables":
+            create_tables = _to_bool(key, value)
+        elif key in options:
+            # Keyword options go to connection_config as they are (libpq keys, say).
+            connection_config[key] = value
+        else:
+            libpq.append((key, str(value)))
+
+    if parts.netloc or parts.path.strip("/") or libpq:
+        query = f"?{urlencode(libpq)}" if libpq else ""
+        connection_config["conninfo"] = f"postgresql://{parts.netloc}{parts.path}{query}"
+    return ServiceURI(
+        connection_config=connection_config,
+        store_options=store_options,
+        create_tables=create_tables,
+    )
+
+
+def _ttl(ttl: timedelta | float | str | None) -> timedelta | None:
+    """A ``ttl`` as ADK's HTTP API can pass it (seconds or ``"12h"``), as a timedelta."""
+    return None if ttl is None else parse_duration(ttl)
+
+
+class SQLSpecURISessionService(SQLSpecSessionService):
+    """The async SQLSpec session service, built from a session-service URI.
+
+    Constructed as ADK's ``services.yaml`` does, ``SQLSpecURISessionService(uri=...,
+    agents_dir=...)``; keyword options beyond ``agents_dir`` are those of
+    :func:`parse_service_uri`. The tables are created (or migrated) on the first call,
+    unless the URI says ``create_tables=false``.
+    """
+
+    store: PsycopgAsyncADKStore
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> SQLSpecURISessionService:
+        # SQLSpecSessionService.__new__ picks a class from a store; this one has a URI.
+        return object.__new__(cls)
+
+    def __init__(self, uri: str = "sqlspec://", **options: Any) -> None:
+        self.service_uri = parse_service_uri(uri, **options)
+        config = PsycopgAsyncConfig(connection_config=self.service_uri.connection_config)
+        super().__init__(PsycopgAsyncADKStore(config, **self.service_uri.store_options))
+        self._tables_ready = not self.service_uri.create_tables
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.service_uri.masked()!r})"
+
+    async def _ready(self) -> None:
+        # create_tables() is idempotent and serialized by an advisory lock, so
+        # two first calls racing each other are harmless.
+        if not self._tables_ready:
+            await self.store.create_tables()
+            self._tables_ready = True
+
+    async def create_session(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        state: dict[str, Any] | None = None,
+        session_id: str | None = None,
+        ttl: timedelta | float | str | None = None,
+    ) -> Session:
+        """Create a session; ``ttl`` may also be seconds or a duration such as ``"12h"``."""
+        await self._ready()
+        return await super().create_session(
+            app_name=app_name, user_id=user_id, state=state, session_id=session_id, ttl=_ttl(ttl)
+        )
+
+    async def get_session(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        session_id: str,
+        config: GetSessionConfig | None = None,
+    ) -> Session | None:
+        """Load a session (see :class:`SQLSpecSessionService`)."""
+        await self._ready()
+        return await super().get_session(
+            app_name=app_name, user_id=user_id, session_id=session_id, config=config
+        )
+
+    async def list_sessions(
+        self,
+        *,
+        app_name: str,
+        user_id: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+        order_by: str = "update_time",
+    ) -> SessionPage:
+        """List sessions (see :class:`SQLSpecSessionService`)."""
+        await self._ready()
+        return await super().list_sessions(
+            app_name=app_name, user_id=user_id, limit=limit, cursor=cursor, order_by=order_by
+        )
+
+    async def delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:
+        """Delete a session and its events."""
+        await self._ready()
+        await super().delete_session(app_name=app_name, user_id=user_id, session_id=session_id)
+
+    async def get_user_state(self, *, app_name: str, user_id: str) -> dict[str, Any]:
+        """The user's ``user:`` state, keys without the prefix."""
+        await self._ready()
+        return await super().get_user_state(app_name=app_name, user_id=user_id)
+
+    async def append_event(self, session: Session, event: Event) -> Event:
+        """Persist ``event`` (see :class:`SQLSpecSessionService`)."""
+        await self._ready()
+        return await super().append_event(session, event)
+
+
+def create_session_service(uri: str, **kwargs: Any) -> SQLSpecURISessionService:
+    """ADK service-registry factory: ``factory(uri, **kwargs)`` for :data:`SCHEMES`."""
+    return SQLSpecURISessionService(uri, **kwargs)
+
+
+def register_session_services(
+    registry: Any | None = None, schemes: Iterable[str] = SCHEMES
+) -> None:
+    """Register :func:`create_session_service` for ``schemes`` in ADK's service registry.
+
+    Call it from an agents directory's ``services.py``. ``registry`` defaults to
+    ADK's singleton (``google.adk.cli.service_registry.get_service_registry()``).
+    """
+    if registry is None:
+        from google.adk.cli.service_registry import get_service_registry
+
+        registry = get_service_registry()
+    for scheme in schemes:
+        registry.register_session_service(scheme, create_session_service)
