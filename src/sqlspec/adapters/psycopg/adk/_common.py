@@ -39,6 +39,8 @@ __all__ = [
     "EXPORT_SNAPSHOT",
     "LOCK",
     "SCHEMA_VERSION",
+    "TRANSIENT_ATTEMPTS",
+    "TRANSIENT_ERRORS",
     "EventBatch",
     "Progress",
     "StoreBase",
@@ -54,6 +56,10 @@ __all__ = [
     "staged_line",
     "translate_errors",
 ]
+
+#: Errors after which a single statement was rolled back whole and may simply run again.
+TRANSIENT_ERRORS = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
+TRANSIENT_ATTEMPTS = 3
 
 #: Serializes schema changes of one table set (key: ``ADKStatements.lock_key``).
 LOCK = sql.SQL("SELECT pg_advisory_xact_lock(%s)")
@@ -297,7 +303,7 @@ def append_outcome(
 ) -> bool:
     """Read :attr:`ADKStatements.append_event`'s answer: stored, already stored, or why not."""
     assert row is not None  # the statement always returns one row
-    new_revision, current_revision, stored_event = row
+    new_revision, _upserts, current_revision, stored_event = row
     if new_revision is not None:
         _codec.set_revision(session, new_revision)
         session.last_update_time = params["update_time"].timestamp()

@@ -21,16 +21,18 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MAX_IDENTIFIER_BYTES = 63
 
 #: Event fields kept in a column of their own, as (column, field, how the column stores it).
-#: Every other field, and the exact float timestamp, lives in ``event_data``.
+#: Every other field, and the exact float timestamp, lives in ``event_data``. Event
+#: JSON is kept as ``json``, never ``jsonb``: ``jsonb`` rewrites numbers (``1e23``
+#: reads back as the integer ``10**23``), ``json`` keeps the text as written.
 EVENT_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("invocation_id", "invocation_id", "text"),
     ("author", "author", "text"),
     ("actions", "actions", "bytea"),
     ("long_running_tool_ids_json", "long_running_tool_ids", "json_text"),
     ("branch", "branch", "text"),
-    ("content", "content", "jsonb"),
-    ("grounding_metadata", "grounding_metadata", "jsonb"),
-    ("custom_metadata", "custom_metadata", "jsonb"),
+    ("content", "content", "json"),
+    ("grounding_metadata", "grounding_metadata", "json"),
+    ("custom_metadata", "custom_metadata", "json"),
     ("partial", "partial", "boolean"),
     ("turn_complete", "turn_complete", "boolean"),
     ("interrupted", "interrupted", "boolean"),
@@ -96,7 +98,7 @@ class TableNames:
 def _event_json(alias: str) -> sql.Composable:
     """Rebuild one event's JSON text from its columns and ``event_data``.
 
-    Built as text, not ``jsonb``: the server then only prints each column once.
+    Built as text: the server only prints each column, as it was written.
     Columns holding SQL NULL are left out (``concat_ws`` skips NULLs), so the
     object equals the event's ``model_dump(exclude_none=True)``.
     """
@@ -112,7 +114,7 @@ def _event_json(alias: str) -> sql.Composable:
             value: sql.Composable = sql.SQL("convert_from({}, 'UTF8')").format(col)
         elif kind == "json_text":
             value = col
-        elif kind == "jsonb":
+        elif kind == "json":
             value = sql.SQL("{}::text").format(col)
         else:
             value = sql.SQL("to_json({})::text").format(col)
@@ -121,8 +123,11 @@ def _event_json(alias: str) -> sql.Composable:
 
 
 def _event_insert_values(j: sql.Composable) -> tuple[sql.Composable, sql.Composable]:
-    """The column list and SELECT expressions that split event JSON ``j`` into columns."""
-    j = sql.SQL("({})").format(j)  # `->` binds looser than `-`
+    """The column list and SELECT expressions that split ``json`` event ``j`` into columns.
+
+    ``->`` on ``json`` hands back each member's text exactly as written.
+    """
+    j = sql.SQL("({})").format(j)
     columns: list[sql.Composable] = [sql.Identifier("id")]
     values: list[sql.Composable] = [sql.SQL("{} ->> 'id'").format(j)]
     for column, field, kind in EVENT_COLUMNS:
@@ -132,19 +137,24 @@ def _event_insert_values(j: sql.Composable) -> tuple[sql.Composable, sql.Composa
             values.append(sql.SQL("{} ->> {}").format(j, key))
         elif kind == "boolean":
             values.append(sql.SQL("({} ->> {})::boolean").format(j, key))
-        elif kind == "jsonb":
+        elif kind == "json":
             values.append(sql.SQL("{} -> {}").format(j, key))
         elif kind == "json_text":
             values.append(sql.SQL("({} -> {})::text").format(j, key))
         else:
             values.append(sql.SQL("convert_to(({} -> {})::text, 'UTF8')").format(j, key))
     columns.append(sql.Identifier("timestamp"))
-    values.append(sql.SQL("to_timestamp(({} -> 'timestamp')::float8)").format(j))
-    kept = sql.SQL("ARRAY[{}]::text[]").format(
+    values.append(sql.SQL("to_timestamp(({} ->> 'timestamp')::float8)").format(j))
+    in_columns = sql.SQL("ARRAY[{}]::text[]").format(
         sql.SQL(", ").join(sql.Literal(f) for f in ("id", *(f for _, f, _ in EVENT_COLUMNS)))
     )
     columns.append(sql.Identifier("event_data"))
-    values.append(sql.SQL("{} - {}").format(j, kept))
+    values.append(
+        sql.SQL(
+            "(SELECT json_object_agg(f.key, f.value) FROM json_each({}) AS f "
+            "WHERE f.key <> ALL ({}))"
+        ).format(j, in_columns)
+    )
     return sql.SQL(", ").join(columns), sql.SQL(", ").join(values)
 
 
@@ -207,15 +217,15 @@ class ADKStatements:
                     long_running_tool_ids_json TEXT,
                     branch VARCHAR(256),
                     "timestamp" TIMESTAMPTZ NOT NULL DEFAULT CURRENT_TIMESTAMP,
-                    content JSONB,
-                    grounding_metadata JSONB,
-                    custom_metadata JSONB,
+                    content JSON,
+                    grounding_metadata JSON,
+                    custom_metadata JSON,
                     partial BOOLEAN,
                     turn_complete BOOLEAN,
                     interrupted BOOLEAN,
                     error_code VARCHAR(256),
                     error_message TEXT,
-                    event_data JSONB NOT NULL DEFAULT '{{}}'::jsonb,
+                    event_data JSON NOT NULL DEFAULT '{{}}'::json,
                     PRIMARY KEY (app_name, user_id, session_id, id),
                     CONSTRAINT {fk_events} FOREIGN KEY (app_name, user_id, session_id)
                         REFERENCES {sessions} (app_name, user_id, id) ON DELETE CASCADE
@@ -348,17 +358,17 @@ class ADKStatements:
         events_of_session = sql.SQL(
             """SELECT array_agg(x.ev ORDER BY x.ts, x.exact_ts, x.id) FROM (
                 SELECT {event_json} AS ev, e."timestamp" AS ts,
-                       (e.event_data -> 'timestamp')::float8 AS exact_ts, e.id
+                       (e.event_data ->> 'timestamp')::float8 AS exact_ts, e.id
                 FROM {events} e
                 WHERE e.app_name = s.app_name AND e.user_id = s.user_id AND e.session_id = s.id
                 {after}
-                ORDER BY e."timestamp" DESC, (e.event_data -> 'timestamp')::float8 DESC, e.id DESC
+                ORDER BY e."timestamp" DESC, (e.event_data ->> 'timestamp')::float8 DESC, e.id DESC
                 LIMIT %(limit)s
             ) x"""
         )
         after_filter = sql.SQL(
             """AND e."timestamp" >= to_timestamp(%(after)s) - interval '1 microsecond'
-               AND (e.event_data -> 'timestamp')::float8 >= %(after)s"""
+               AND (e.event_data ->> 'timestamp')::float8 >= %(after)s"""
         )
         get_session = sql.SQL(
             """SELECT s.state::text, s.update_time, s.revision, a.state::text, u.state::text,
@@ -424,9 +434,13 @@ class ADKStatements:
                         **names,
                     )
 
+        #: Delete a session (its events go by cascade); returns how many went (0 or 1).
         self.delete_session = sql.SQL(
-            "DELETE FROM {sessions} WHERE app_name = %(app_name)s AND user_id = %(user_id)s "
-            "AND id = %(session_id)s"
+            """WITH gone AS (
+                DELETE FROM {sessions}
+                WHERE app_name = %(app_name)s AND user_id = %(user_id)s AND id = %(session_id)s
+                RETURNING 1
+            ) SELECT count(*) FROM gone"""
         ).format(**names)
 
         self.get_user_state = sql.SQL(
@@ -440,7 +454,7 @@ class ADKStatements:
             """SELECT s.revision, s.update_time, (
                 SELECT e.id FROM {events} e
                 WHERE e.app_name = s.app_name AND e.user_id = s.user_id AND e.session_id = s.id
-                ORDER BY e."timestamp" DESC, (e.event_data -> 'timestamp')::float8 DESC, e.id DESC
+                ORDER BY e."timestamp" DESC, (e.event_data ->> 'timestamp')::float8 DESC, e.id DESC
                 LIMIT 1)
             FROM {sessions} s
             WHERE s.app_name = %(app_name)s AND s.user_id = %(user_id)s AND s.id = %(session_id)s
@@ -454,7 +468,7 @@ class ADKStatements:
         #: the session's current revision (NULL: no such session) and, when the
         #: event id is already stored, that event's JSON.
         self.append_event = sql.SQL(
-            """WITH ev AS (SELECT %(event)s::jsonb AS j),
+            """WITH ev AS (SELECT %(event)s::json AS j),
             bumped AS (
                 UPDATE {sessions} SET
                     state = CASE WHEN %(session_delta)s::jsonb IS NULL THEN state
@@ -474,6 +488,9 @@ class ADKStatements:
                 FROM ev, bumped
             ), {upserts}
             SELECT (SELECT revision FROM bumped),
+                -- Reading the upserts here runs them app row first, then user row,
+                -- the order create_session locks them in: no deadlock between the two.
+                (SELECT count(*) FROM new_app) + (SELECT count(*) FROM new_user) AS _upserts,
                 (SELECT revision FROM {sessions}
                  WHERE app_name = %(app_name)s AND user_id = %(user_id)s AND id = %(session_id)s
                    AND {live}),
@@ -493,7 +510,7 @@ class ADKStatements:
             **names,
         )
 
-        chronological = sql.SQL("e.\"timestamp\", (e.event_data -> 'timestamp')::float8, e.id")
+        chronological = sql.SQL("e.\"timestamp\", (e.event_data ->> 'timestamp')::float8, e.id")
         events_in_order = sql.SQL(
             """SELECT {event_json} FROM {events} e
             WHERE e.app_name = %(app_name)s AND e.user_id = %(user_id)s
@@ -503,11 +520,11 @@ class ADKStatements:
         newest_events_in_order = sql.SQL(
             """SELECT x.ev FROM (
                 SELECT {event_json} AS ev, e."timestamp" AS ts,
-                       (e.event_data -> 'timestamp')::float8 AS exact_ts, e.id
+                       (e.event_data ->> 'timestamp')::float8 AS exact_ts, e.id
                 FROM {events} e
                 WHERE e.app_name = %(app_name)s AND e.user_id = %(user_id)s
                   AND e.session_id = %(session_id)s {after}
-                ORDER BY e."timestamp" DESC, (e.event_data -> 'timestamp')::float8 DESC, e.id DESC
+                ORDER BY e."timestamp" DESC, (e.event_data ->> 'timestamp')::float8 DESC, e.id DESC
                 LIMIT %(limit)s
             ) x ORDER BY x.ts, x.exact_ts, x.id"""
         )
@@ -579,7 +596,7 @@ class ADKStatements:
         staged_columns, staged_values = _event_insert_values(sql.SQL("st.line -> 'event'"))
         #: A transaction-scoped table that COPY fills with one JSON line per row.
         self.create_staging = sql.SQL(
-            "CREATE TEMP TABLE sqlspec_staging (seq bigserial, line jsonb NOT NULL) ON COMMIT DROP"
+            "CREATE TEMP TABLE sqlspec_staging (seq bigserial, line json NOT NULL) ON COMMIT DROP"
         )
         self.copy_staging = sql.SQL("COPY sqlspec_staging (line) FROM STDIN")
         #: Load staged JSON Lines (as written by :attr:`export`): state is merged
@@ -589,14 +606,14 @@ class ADKStatements:
         self.import_staged = sql.SQL(
             """WITH new_app AS (
                 INSERT INTO {app_states} AS t (app_name, state, update_time)
-                SELECT st.line ->> 'app_name', st.line -> 'state',
+                SELECT st.line ->> 'app_name', (st.line -> 'state')::jsonb,
                        COALESCE((st.line ->> 'update_time')::timestamptz, now())
                 FROM sqlspec_staging st WHERE st.line ->> 'kind' = 'app_state'
                 ON CONFLICT (app_name) DO UPDATE SET state = t.state || EXCLUDED.state
                 RETURNING 1
             ), new_user AS (
                 INSERT INTO {user_states} AS t (app_name, user_id, state, update_time)
-                SELECT st.line ->> 'app_name', st.line ->> 'user_id', st.line -> 'state',
+                SELECT st.line ->> 'app_name', st.line ->> 'user_id', (st.line -> 'state')::jsonb,
                        COALESCE((st.line ->> 'update_time')::timestamptz, now())
                 FROM sqlspec_staging st WHERE st.line ->> 'kind' = 'user_state'
                 ON CONFLICT (app_name, user_id) DO UPDATE SET state = t.state || EXCLUDED.state
@@ -604,7 +621,7 @@ class ADKStatements:
             ), new_session AS (
                 INSERT INTO {sessions} (app_name, user_id, id, state, create_time, update_time)
                 SELECT st.line ->> 'app_name', st.line ->> 'user_id', st.line ->> 'id',
-                       COALESCE(st.line -> 'state', '{{}}'::jsonb),
+                       COALESCE((st.line -> 'state')::jsonb, '{{}}'::jsonb),
                        COALESCE((st.line ->> 'create_time')::timestamptz, now()),
                        COALESCE((st.line ->> 'update_time')::timestamptz, now())
                 FROM sqlspec_staging st WHERE st.line ->> 'kind' = 'session'
@@ -660,7 +677,9 @@ class ADKStatements:
                 FROM sqlspec_staging st, target ORDER BY st.seq
                 RETURNING 1
             ), {upserts}
-            SELECT (SELECT revision FROM target), (SELECT count(*) FROM inserted)"""
+            SELECT (SELECT revision FROM target), (SELECT count(*) FROM inserted),
+                -- App row first, then user row, as in create_session.
+                (SELECT count(*) FROM new_app) + (SELECT count(*) FROM new_user)"""
         ).format(
             events_columns=events_columns,
             events_values=events_values,

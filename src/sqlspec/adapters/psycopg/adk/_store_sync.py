@@ -9,7 +9,6 @@ Generated from the async store; see ``tools/async_to_sync.py``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar, Literal
 
@@ -18,14 +17,15 @@ from google.adk.errors.session_not_found_error import SessionNotFoundError
 from google.adk.events.event import Event
 from google.adk.sessions.base_session_service import GetSessionConfig
 from google.adk.sessions.session import Session
-from psycopg import Cursor, sql
-from psycopg.rows import TupleRow
+from psycopg import sql
 
 from sqlspec.adapters.psycopg._config import PsycopgSyncConfig
 from sqlspec.adapters.psycopg.adk._common import (
     EXPORT_SNAPSHOT,
     LOCK,
     SCHEMA_VERSION,
+    TRANSIENT_ATTEMPTS,
+    TRANSIENT_ERRORS,
     EventBatch,
     Progress,
     StoreBase,
@@ -80,20 +80,35 @@ class PsycopgSyncADKStore(StoreBase):
         )
         self.config = config
 
-    @contextmanager
-    def _cursor(self) -> Iterator[Cursor[TupleRow]]:
-        """A cursor on a pooled connection in autocommit: each statement is its own transaction."""
-        with translate_errors():
-            with self.config.provide_connection() as conn:
-                if not conn.autocommit:
-                    conn.set_autocommit(True)
-                with conn.cursor() as cur:
-                    yield cur
+    def _run(self, query: sql.SQL | sql.Composed, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """Run one row-returning statement as its own transaction, in one round trip.
 
-    def _fetchone(self, query: sql.Composed, params: dict[str, Any]) -> tuple[Any, ...] | None:
-        with self._cursor() as cur:
-            cur.execute(query, params)
-            return cur.fetchone()
+        Pipeline mode keeps a statement being prepared to one round trip too. A
+        deadlock or serialization failure rolled the statement back whole, so
+        it is run again, a few times at most.
+        """
+        attempt = 1
+        while True:
+            try:
+                with translate_errors():
+                    with self.config.provide_connection() as conn:
+                        if not conn.autocommit:
+                            conn.set_autocommit(True)
+                        with conn.cursor() as cur:
+                            # Leaving the pipeline syncs once and collects the result.
+                            with conn.pipeline():
+                                cur.execute(query, params)
+                            return cur.fetchall()
+            except TRANSIENT_ERRORS:
+                if attempt == TRANSIENT_ATTEMPTS:
+                    raise
+                attempt += 1
+
+    def _fetchone(
+        self, query: sql.SQL | sql.Composed, params: dict[str, Any]
+    ) -> tuple[Any, ...] | None:
+        rows = self._run(query, params)
+        return rows[0] if rows else None
 
     def create_tables(self) -> None:
         """Create the tables and indexes, or bring them up to date; safe to call concurrently.
@@ -133,14 +148,12 @@ class PsycopgSyncADKStore(StoreBase):
     def schema_version(self) -> int | None:
         """The schema version recorded in the database; ``None`` if the tables do not exist."""
         params = self.schema_params()
-        with self._cursor() as cur:
-            cur.execute(self.statements.schema_tables_exist, params)
-            schema_table_exists, sessions_exist = cur.fetchone() or (False, False)
-            recorded = None
-            if schema_table_exists:
-                cur.execute(self.statements.read_schema_version, params)
-                row = cur.fetchone()
-                recorded = row[0] if row else None
+        row = self._fetchone(self.statements.schema_tables_exist, params)
+        schema_table_exists, sessions_exist = row or (False, False)
+        recorded = None
+        if schema_table_exists:
+            row = self._fetchone(self.statements.read_schema_version, params)
+            recorded = row[0] if row else None
         return recorded_version(recorded, sessions_exist) or None
 
     def prune(
@@ -239,9 +252,7 @@ class PsycopgSyncADKStore(StoreBase):
         ``"create_time"``.
         """
         query, params = self.list_sessions_query(app_name, user_id, limit, cursor, order_by)
-        with self._cursor() as cur:
-            cur.execute(query, params)
-            rows = cur.fetchall()
+        rows = self._run(query, params)
         return self.page_from_rows(app_name, rows, limit, order_by)
 
     def iter_events(
@@ -371,11 +382,10 @@ class PsycopgSyncADKStore(StoreBase):
     def delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:
         """Delete a session and, by cascade, its events; a missing session is not an error."""
         _codec.check_ids(app_name=app_name, user_id=user_id, session_id=session_id)
-        with self._cursor() as cur:
-            cur.execute(
-                self.statements.delete_session,
-                {"app_name": app_name, "user_id": user_id, "session_id": session_id.strip()},
-            )
+        self._run(
+            self.statements.delete_session,
+            {"app_name": app_name, "user_id": user_id, "session_id": session_id.strip()},
+        )
 
     def get_user_state(self, *, app_name: str, user_id: str) -> dict[str, Any]:
         """The user's ``user:`` state, keys without the prefix; ``{}`` if none."""

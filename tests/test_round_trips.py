@@ -1,0 +1,356 @@
+"""Every service call costs exactly one network round trip on a warm pool.
+
+Round trips are counted from libpq's own protocol trace of the pooled
+connections (see :class:`helpers.RoundTripCounter`): each switch from client
+(F) to server (B) messages is one round trip. This works over TCP and unix
+sockets alike. The method is validated first on known sequences.
+
+Each call is repeated more times than psycopg's ``prepare_threshold`` (5), so
+the executions that get a statement prepared on the server are measured too:
+psycopg (outside pipeline mode) sends that Parse in a round trip of its own.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from google.adk.events.event import Event
+from google.adk.events.event_actions import EventActions
+from google.adk.sessions.base_session_service import GetSessionConfig
+from google.genai import types
+
+from helpers import RoundTripCounter, count_round_trips, trace_bursts
+from sqlspec.adapters.psycopg import PsycopgAsyncConfig, PsycopgSyncConfig
+from sqlspec.adapters.psycopg.adk import PsycopgAsyncADKStore, PsycopgSyncADKStore
+from sqlspec.extensions.adk import SQLSpecSessionService
+
+APP = "rt-app"
+USER = "rt-user"
+#: psycopg prepares a statement on a connection at its 6th execution there (the
+#: default ``prepare_threshold`` is 5); the pool round-robins over its connections
+#: (two here, after the pool opened under load), so 14 calls reach it on each.
+REPEATS = 14
+
+CONFIGS = [
+    pytest.param({}, id="autocommit-default"),
+    pytest.param({"autocommit": False}, id="autocommit-false"),
+    # Diagnosis: with server-side preparation off, no call ever takes a second trip.
+    pytest.param({"prepare_threshold": None}, id="prepare-off"),
+]
+
+
+def _event(i: int) -> Event:
+    return Event(
+        author="user",
+        invocation_id=f"inv-{i}",
+        content=types.Content(role="user", parts=[types.Part(text=f"message {i}")]),
+        actions=EventActions(
+            state_delta={"plain": i, "app:a": i, "user:u": i, f"k{i}": {"nested": [i]}}
+        ),
+    )
+
+
+# ----------------------------------------------------------------- the method
+
+
+def test_count_round_trips_parses_trace_directions() -> None:
+    trace = "\n".join(
+        [
+            "F\t10\tParse\t...",
+            "F\t10\tBind\t...",
+            "F\t4\tSync",
+            "B\t4\tParseComplete",
+            "B\t5\tReadyForQuery\tI",
+            "F\t10\tQuery\t...",
+            "B\t5\tReadyForQuery\tI",
+            "F\t4\tTerminate",
+        ]
+    )
+    assert count_round_trips(trace) == 2
+    assert count_round_trips("") == 0
+
+
+def test_counter_counts_two_statements_as_two_sync(dsn: str) -> None:
+    config = PsycopgSyncConfig(connection_config={"conninfo": dsn, "min_size": 1, "max_size": 2})
+    try:
+        counter = RoundTripCounter(config)
+        with config.provide_connection() as conn:  # warm the pool
+            conn.execute("SELECT 1")
+        counter.take_sync()
+
+        with config.provide_connection() as conn:
+            conn.execute("SELECT 1")
+            conn.execute("SELECT 2")
+        assert counter.take_sync() == 2, counter.last_trace
+
+        with config.provide_connection() as conn, conn.pipeline():
+            conn.execute("SELECT 1")
+            conn.execute("SELECT 2")
+        assert counter.take_sync() == 1, counter.last_trace
+
+        # Nothing borrowed, nothing counted.
+        assert counter.take_sync() == 0
+    finally:
+        config.close()
+
+
+async def test_counter_counts_two_statements_as_two_async(dsn: str) -> None:
+    config = PsycopgAsyncConfig(connection_config={"conninfo": dsn, "min_size": 1, "max_size": 2})
+    try:
+        counter = RoundTripCounter(config)
+        async with config.provide_connection() as conn:
+            await conn.execute("SELECT 1")
+        await counter.take()
+
+        async with config.provide_connection() as conn:
+            await conn.execute("SELECT 1")
+            await conn.execute("SELECT 2")
+        assert await counter.take() == 2, counter.last_trace
+
+        async with config.provide_connection() as conn, conn.pipeline():
+            await conn.execute("SELECT 1")
+            await conn.execute("SELECT 2")
+        assert await counter.take() == 1, counter.last_trace
+
+        # A transaction left open is rolled back by the pool's background reset,
+        # after putconn() returned: take() waits for it and counts it.
+        pool = await config.provide_pool()
+        conn = await pool.getconn()
+        counter._attach(conn)
+        await conn.set_autocommit(False)
+        await conn.execute("SELECT 1")  # BEGIN, then SELECT: two round trips
+        await pool.putconn(conn)  # the reset's ROLLBACK: a third
+        assert await counter.take() == 3, counter.last_trace
+    finally:
+        await config.close()
+
+
+def _check_one_trip_each(
+    kind: str, measured: dict[str, list[int]], examples: dict[str, str]
+) -> None:
+    """Print the measurements; fail naming each call that took other than one trip."""
+    print(f"\nround trips per call ({kind}):")
+    for name, trips in measured.items():
+        print(f"  {name}: {trips}")
+    offenders = {
+        name: [f"call #{n + 1}: {t} trips" for n, t in enumerate(trips) if t != 1]
+        for name, trips in measured.items()
+        if any(t != 1 for t in trips)
+    }
+    example = next(iter(examples.items()), None)
+    assert not offenders, (
+        f"calls not taking exactly one round trip: {offenders}; an offending trace: {example}"
+    )
+
+
+# ------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(params=CONFIGS)
+async def async_counted(
+    request: pytest.FixtureRequest, dsn: str
+) -> AsyncIterator[tuple[Any, RoundTripCounter]]:
+    extra: dict[str, Any] = request.param
+    config = PsycopgAsyncConfig(
+        connection_config={"conninfo": dsn, "min_size": 1, "max_size": 4, **extra}
+    )
+    store = PsycopgAsyncADKStore(config)
+    await store.create_tables()
+    counter = RoundTripCounter(config)
+    await counter.take()
+    service = SQLSpecSessionService(store)
+    yield service, counter
+    await config.close()
+
+
+@pytest.fixture(params=CONFIGS)
+def sync_counted(
+    request: pytest.FixtureRequest, dsn: str
+) -> Iterator[tuple[Any, RoundTripCounter]]:
+    extra: dict[str, Any] = request.param
+    config = PsycopgSyncConfig(
+        connection_config={"conninfo": dsn, "min_size": 1, "max_size": 4, **extra}
+    )
+    store = PsycopgSyncADKStore(config)
+    store.create_tables()
+    counter = RoundTripCounter(config)
+    counter.take_sync()
+    service = SQLSpecSessionService(store)
+    yield service, counter
+    config.close()
+
+
+# ---------------------------------------------------------------------- async
+
+
+async def test_async_store_one_round_trip_per_call(
+    async_counted: tuple[Any, RoundTripCounter],
+) -> None:
+    service, counter = async_counted
+    measured: dict[str, list[int]] = {}
+
+    examples: dict[str, str] = {}
+
+    async def measure(name: str, coro: Any) -> Any:
+        result = await coro
+        trips = await counter.take()
+        measured.setdefault(name, []).append(trips)
+        if trips != 1:
+            examples.setdefault(name, trace_bursts(counter.last_trace))
+        return result
+
+    sessions = []
+    for i in range(REPEATS):
+        sessions.append(
+            await measure(
+                "create_session",
+                service.create_session(
+                    app_name=APP,
+                    user_id=USER,
+                    session_id=f"s{i}",
+                    state={"plain": i, "app:a": i, "user:u": i, "temp:t": i},
+                ),
+            )
+        )
+    cut = 0.0
+    for i, session in enumerate(sessions):
+        for j in range(3):
+            if i == 0 and j == 2:
+                cut = time.time()
+            await measure("append_event", service.append_event(session, _event(10 * i + j)))
+    for _ in range(REPEATS):
+        got = await measure(
+            "get_session",
+            service.get_session(app_name=APP, user_id=USER, session_id="s0"),
+        )
+        assert got is not None
+        assert len(got.events) == 3
+        assert got.state["app:a"] == 10 * (REPEATS - 1) + 2
+        recent = await measure(
+            "get_session(num_recent_events=2)",
+            service.get_session(
+                app_name=APP,
+                user_id=USER,
+                session_id="s0",
+                config=GetSessionConfig(num_recent_events=2),
+            ),
+        )
+        assert recent is not None
+        assert recent.events == got.events[-2:]
+        after = await measure(
+            "get_session(after_timestamp)",
+            service.get_session(
+                app_name=APP,
+                user_id=USER,
+                session_id="s0",
+                config=GetSessionConfig(after_timestamp=cut),
+            ),
+        )
+        assert after is not None
+        assert after.events == got.events[-1:]
+        both = await measure(
+            "get_session(num_recent_events=0)",
+            service.get_session(
+                app_name=APP,
+                user_id=USER,
+                session_id="s0",
+                config=GetSessionConfig(num_recent_events=0),
+            ),
+        )
+        assert both is not None
+        assert both.events == []
+        listed = await measure("list_sessions", service.list_sessions(app_name=APP, user_id=USER))
+        assert len(listed.sessions) == len(sessions)
+        await measure("list_sessions(app)", service.list_sessions(app_name=APP))
+        user_state = await measure(
+            "get_user_state", service.get_user_state(app_name=APP, user_id=USER)
+        )
+        assert user_state["u"] == 10 * (REPEATS - 1) + 2
+    for session in sessions:
+        await measure(
+            "delete_session",
+            service.delete_session(app_name=APP, user_id=USER, session_id=session.id),
+        )
+    _check_one_trip_each("async", measured, examples)
+
+
+# ----------------------------------------------------------------------- sync
+
+
+def test_sync_store_one_round_trip_per_call(sync_counted: tuple[Any, RoundTripCounter]) -> None:
+    service, counter = sync_counted
+    measured: dict[str, list[int]] = {}
+
+    examples: dict[str, str] = {}
+
+    def measure(name: str, result: Any) -> Any:
+        trips = counter.take_sync()
+        measured.setdefault(name, []).append(trips)
+        if trips != 1:
+            examples.setdefault(name, trace_bursts(counter.last_trace))
+        return result
+
+    sessions = [
+        measure(
+            "create_session",
+            service.create_session(
+                app_name=APP,
+                user_id=USER,
+                session_id=f"s{i}",
+                state={"plain": i, "app:a": i, "user:u": i, "temp:t": i},
+            ),
+        )
+        for i in range(REPEATS)
+    ]
+    cut = 0.0
+    for i, session in enumerate(sessions):
+        for j in range(3):
+            if i == 0 and j == 2:
+                cut = time.time()
+            measure("append_event", service.append_event(session, _event(10 * i + j)))
+    for _ in range(REPEATS):
+        got = measure(
+            "get_session", service.get_session(app_name=APP, user_id=USER, session_id="s0")
+        )
+        assert len(got.events) == 3
+        recent = measure(
+            "get_session(num_recent_events=2)",
+            service.get_session(
+                app_name=APP,
+                user_id=USER,
+                session_id="s0",
+                config=GetSessionConfig(num_recent_events=2),
+            ),
+        )
+        assert recent.events == got.events[-2:]
+        after = measure(
+            "get_session(after_timestamp)",
+            service.get_session(
+                app_name=APP,
+                user_id=USER,
+                session_id="s0",
+                config=GetSessionConfig(after_timestamp=cut),
+            ),
+        )
+        assert after.events == got.events[-1:]
+        measure(
+            "get_session(num_recent_events=0)",
+            service.get_session(
+                app_name=APP,
+                user_id=USER,
+                session_id="s0",
+                config=GetSessionConfig(num_recent_events=0),
+            ),
+        )
+        measure("list_sessions", service.list_sessions(app_name=APP, user_id=USER))
+        measure("list_sessions(app)", service.list_sessions(app_name=APP))
+        assert measure("get_user_state", service.get_user_state(app_name=APP, user_id=USER))
+    for session in sessions:
+        measure(
+            "delete_session",
+            service.delete_session(app_name=APP, user_id=USER, session_id=session.id),
+        )
+    _check_one_trip_each("sync", measured, examples)
