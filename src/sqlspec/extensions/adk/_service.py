@@ -58,12 +58,11 @@ class SQLSpecSessionService(BaseSessionService):
     def __new__(cls, store: SyncADKStore) -> SyncSQLSpecSessionService: ...
 
     def __new__(cls, store: AsyncADKStore | SyncADKStore) -> SQLSpecSessionService:
-        if cls is SQLSpecSessionService and not store.is_async:
-            return super().__new__(SyncSQLSpecSessionService)
-        return super().__new__(cls)
-
-    def __init__(self, store: AsyncADKStore | SyncADKStore) -> None:
-        self.store = store
+        # No __init__: with one, type checkers would ignore the overloads above.
+        chosen = SyncSQLSpecSessionService if not store.is_async else cls
+        service = super().__new__(chosen if cls is SQLSpecSessionService else cls)
+        service.store = store
+        return service
 
     def _before_append(self, session: Session, event: Event) -> bool:
         """Apply ADK's in-memory rules before storing; ``False`` if nothing is to be stored."""
