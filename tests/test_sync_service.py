@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+from typing import Any
 
 import pytest
 from google.adk.errors.already_exists_error import AlreadyExistsError
@@ -31,7 +32,8 @@ def test_plain_calls_return_results(sync_store: PsycopgSyncADKStore) -> None:
 
 
 async def test_calls_inside_a_loop_are_awaitable(sync_store: PsycopgSyncADKStore) -> None:
-    service = SQLSpecSessionService(sync_store)
+    # Typed for the direct form; inside a loop the calls hand back awaitables.
+    service: Any = SQLSpecSessionService(sync_store)
     pending = service.create_session(app_name="a", user_id="u", session_id="s")
     assert inspect.isawaitable(pending)
     assert not inspect.iscoroutine(pending)  # never a coroutine that may go unawaited
@@ -53,7 +55,7 @@ async def test_work_runs_even_if_never_awaited(sync_store: PsycopgSyncADKStore) 
 
 async def test_the_loop_is_not_blocked(sync_store: PsycopgSyncADKStore) -> None:
     """While the sync store works in a thread, other tasks of the loop keep running."""
-    service = SQLSpecSessionService(sync_store)
+    service: Any = SQLSpecSessionService(sync_store)
     ticks = 0
 
     async def ticker() -> None:
