@@ -1,15 +1,29 @@
 """``sqlspec-adk``: run the demo and operate a session store from a terminal.
 
 Every command takes the server from ``--dsn`` or ``$SQLSPEC_DSN``; with neither,
-it uses the embedded PostgreSQL.
+it uses the embedded PostgreSQL. ``--json`` prints JSON for scripts; errors end a
+command with one line on stderr and a non-zero exit.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
+
+from sqlspec.cli import _doctor, _schema, _sessions, _transfer
+from sqlspec.cli._common import (
+    DsnOption,
+    JsonOption,
+    check_connection,
+    connection_config,
+    emit_json,
+    guarded,
+    iso_time,
+)
+
+__all__ = ["DsnOption", "app", "connection_config", "main"]
 
 app = typer.Typer(
     name="sqlspec-adk",
@@ -18,34 +32,22 @@ app = typer.Typer(
     add_completion=False,
 )
 
-DsnOption = Annotated[
-    str | None,
-    typer.Option(
-        "--dsn",
-        envvar="SQLSPEC_DSN",
-        help="PostgreSQL conninfo or URL; default: the embedded server.",
-        show_default=False,
-    ),
-]
-
 
 @app.callback()
 def root() -> None:
     """ADK session storage on PostgreSQL: demo and administration."""
 
 
-def connection_config(dsn: str | None) -> dict[str, Any]:
-    """The ``connection_config`` for a ``--dsn`` value (empty: the embedded server)."""
-    return {"conninfo": dsn} if dsn else {}
-
-
 @app.command()
+@guarded
 def demo(
+    *,
     dsn: DsnOption = None,
     message: Annotated[
         list[str] | None,
         typer.Option("--message", "-m", help="A user message; repeat for several."),
     ] = None,
+    json_output: JsonOption = False,
 ) -> None:
     """Talk to an offline ADK agent whose conversation is stored in PostgreSQL.
 
@@ -54,7 +56,35 @@ def demo(
     from sqlspec.cli.demo import DEFAULT_MESSAGES, run_demo
 
     messages = tuple(message) if message else DEFAULT_MESSAGES
-    asyncio.run(run_demo(connection_config(dsn), messages=messages, echo=typer.echo))
+    check_connection(dsn)
+    echo = (lambda _: None) if json_output else typer.echo
+    result = asyncio.run(run_demo(connection_config(dsn), messages=messages, echo=echo))
+    if json_output:
+        session = result.session
+        emit_json(
+            {
+                "resumed": result.resumed,
+                "replies": result.replies,
+                "session": {
+                    "app_name": session.app_name,
+                    "user_id": session.user_id,
+                    "session_id": session.id,
+                    "updated": iso_time(session.last_update_time),
+                    "state": session.state,
+                    "events": len(session.events),
+                },
+            }
+        )
+
+
+app.command("init")(_schema.init)
+app.command("migrate")(_schema.migrate)
+app.command("doctor")(_doctor.doctor)
+app.add_typer(_sessions.sessions_app, name="sessions")
+app.command("prune")(_sessions.prune)
+app.command("export")(_transfer.export)
+app.command("import")(_transfer.import_)
+app.command("import-adk")(_transfer.import_adk)
 
 
 def main() -> None:

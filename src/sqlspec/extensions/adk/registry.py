@@ -74,6 +74,7 @@ _DURATION_UNITS = {
     "s": timedelta(seconds=1),
     "ms": timedelta(milliseconds=1),
 }
+_DEFAULT_MIN_SIZE = 4
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 
@@ -209,6 +210,9 @@ def parse_service_uri(uri: str, **options: Any) -> ServiceURI:
         else:
             libpq.append((key, str(value)))
 
+    if "max_size" in connection_config and "min_size" not in connection_config:
+        # A pool's min_size defaults to 4: a smaller max_size alone must not be an error.
+        connection_config["min_size"] = min(_DEFAULT_MIN_SIZE, connection_config["max_size"])
     if parts.netloc or parts.path.strip("/") or libpq:
         query = f"?{urlencode(libpq)}" if libpq else ""
         connection_config["conninfo"] = f"postgresql://{parts.netloc}{parts.path}{query}"
@@ -236,13 +240,13 @@ class SQLSpecURISessionService(SQLSpecSessionService):
     store: PsycopgAsyncADKStore
 
     def __new__(cls, *args: Any, **kwargs: Any) -> SQLSpecURISessionService:
-        # SQLSpecSessionService.__new__ picks a class from a store; this one has a URI.
+        # SQLSpecSessionService.__new__ takes a store; this class builds its own from a URI.
         return object.__new__(cls)
 
     def __init__(self, uri: str = "sqlspec://", **options: Any) -> None:
         self.service_uri = parse_service_uri(uri, **options)
         config = PsycopgAsyncConfig(connection_config=self.service_uri.connection_config)
-        super().__init__(PsycopgAsyncADKStore(config, **self.service_uri.store_options))
+        self.store = PsycopgAsyncADKStore(config, **self.service_uri.store_options)
         self._tables_ready = not self.service_uri.create_tables
 
     def __repr__(self) -> str:

@@ -1,0 +1,390 @@
+"""``doctor``: is this database ready for sqlspec, and if not, what to do about it."""
+
+from __future__ import annotations
+
+import inspect
+import time
+from dataclasses import asdict, dataclass
+from typing import Annotated, Any, Literal
+
+import psycopg_pool
+import typer
+from psycopg import Connection
+from psycopg.rows import TupleRow
+from rich.table import Table
+
+from sqlspec.adapters.psycopg._settings import PoolSettings
+from sqlspec.adapters.psycopg.adk import PsycopgSyncADKStore
+from sqlspec.adapters.psycopg.adk._common import SCHEMA_VERSION
+from sqlspec.cli import _inspect
+from sqlspec.cli._common import (
+    CLIError,
+    DsnOption,
+    JsonOption,
+    Target,
+    emit_json,
+    format_bytes,
+    guarded,
+    open_store,
+    out_console,
+    resolve_target,
+)
+
+__all__ = ["doctor"]
+
+Status = Literal["ok", "info", "warning", "error"]
+_STYLE = {"ok": "green", "info": "blue", "warning": "yellow", "error": "bold red"}
+_LABEL = {"ok": "OK", "info": "INFO", "warning": "WARN", "error": "FAIL"}
+_DEAD_ROWS_MIN = 10_000
+_DEAD_RATIO = 0.2
+
+
+@dataclass(frozen=True)
+class Check:
+    """One finding: what was checked, how it stands, and what to do about it."""
+
+    name: str
+    status: Status
+    detail: str
+    advice: str | None = None
+
+
+def _pool_defaults() -> dict[str, Any]:
+    params = inspect.signature(psycopg_pool.ConnectionPool.__init__).parameters
+    keys = (
+        "min_size",
+        "max_size",
+        "timeout",
+        "max_waiting",
+        "max_lifetime",
+        "max_idle",
+        "reconnect_timeout",
+        "num_workers",
+    )
+    return {key: params[key].default for key in keys}
+
+
+def _pool_settings(target: Target) -> dict[str, Any]:
+    """The pool an application configured as ``--dsn`` says would get."""
+    pool = {**_pool_defaults(), **PoolSettings.from_mapping(target.connection_config).pool}
+    if pool.get("max_size") is None:
+        pool["max_size"] = pool["min_size"]
+    return pool
+
+
+def _schema_check(version: int | None, can_create: bool, user: str) -> Check:
+    if version is None:
+        advice = "create them with `sqlspec-adk init`"
+        if not can_create:
+            advice += (
+                f"; user {user} may not create tables in this schema: run it as the owner, "
+                f"or GRANT CREATE ON SCHEMA ... TO {user}"
+            )
+        return Check("schema", "error", "the sqlspec tables do not exist", advice)
+    if version < SCHEMA_VERSION:
+        return Check(
+            "schema",
+            "error",
+            f"schema version {version}; this sqlspec writes version {SCHEMA_VERSION}",
+            "upgrade it in place with `sqlspec-adk migrate`",
+        )
+    if version > SCHEMA_VERSION:
+        return Check(
+            "schema",
+            "error",
+            f"schema version {version} is newer than the {SCHEMA_VERSION} this sqlspec knows",
+            "upgrade sqlspec (pip install -U sqlspec-adk-psycopg) before using this database",
+        )
+    return Check("schema", "ok", f"schema version {version}, as this sqlspec writes")
+
+
+def _pool_check(pool: dict[str, Any], server: dict[str, Any], workers: int) -> Check:
+    budget = server["max_connections"] - server["reserved_connections"]
+    need = pool["max_size"] * workers
+    in_use = server["connections"]
+    what = f"max_size {pool['max_size']} x {workers} process(es) = {need} connections"
+    if need > budget:
+        return Check(
+            "pool",
+            "error",
+            f"{what}, but the server accepts {budget} (max_connections "
+            f"{server['max_connections']} - {server['reserved_connections']} reserved)",
+            "lower max_size (?max_size=N in the sqlspec+postgresql:// URI, or connection_config) "
+            "or raise max_connections on the server",
+        )
+    if need > budget - in_use:
+        return Check(
+            "pool",
+            "warning",
+            f"{what}; {budget - in_use} of {budget} connections are free now ({in_use} in use)",
+            "expect pool timeouts under load: lower max_size, or free or raise connections",
+        )
+    return Check("pool", "ok", f"{what}; fits in {budget} ({in_use} in use now)")
+
+
+def _adk_tables(conn: Connection[TupleRow], store: PsycopgSyncADKStore) -> int | None:
+    """Sessions in ADK DatabaseSessionService tables beside ours, or ``None`` if there are none."""
+    if "sessions" in (store.tables.sessions, store.tables.events):
+        return None
+    row = conn.execute(
+        """SELECT to_regclass('sessions') IS NOT NULL
+              AND EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('events')
+                          AND attname = 'event_data' AND NOT attisdropped)
+              AND NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('events')
+                              AND attname = 'author' AND NOT attisdropped)"""
+    ).fetchone()
+    if not (row and row[0]):
+        return None
+    count = conn.execute("SELECT count(*) FROM sessions").fetchone()
+    return int(count[0]) if count else 0
+
+
+def _diagnose(store: PsycopgSyncADKStore, target: Target, workers: int) -> dict[str, Any]:
+    checks: list[Check] = []
+    started = time.perf_counter()
+    conn = store.config.create_connection()
+    connect_ms = (time.perf_counter() - started) * 1000
+    with conn:
+        conn.autocommit = True
+        started = time.perf_counter()
+        conn.execute("SELECT 1")
+        round_trip_ms = (time.perf_counter() - started) * 1000
+        server = _inspect.server_info(conn)
+        checks.append(
+            Check(
+                "connection",
+                "ok",
+                f"connected in {connect_ms:.0f} ms; a round trip takes {round_trip_ms:.1f} ms",
+            )
+        )
+        if server["in_recovery"]:
+            checks.append(
+                Check(
+                    "server",
+                    "error",
+                    f"PostgreSQL {server['version']} is a read-only standby",
+                    "point --dsn at the primary: sessions cannot be written to a standby",
+                )
+            )
+        else:
+            checks.append(Check("server", "ok", f"PostgreSQL {server['version']}, primary"))
+
+        version = store.schema_version()
+        checks.append(_schema_check(version, bool(server["can_create"]), server["user"]))
+        tables = _inspect.table_stats(store, conn)
+        indexes = _inspect.index_stats(conn, [t["oid"] for t in tables if t["exists"]])
+        if version is not None:
+            missing = [t["name"] for t in tables if not t["exists"]]
+            if missing:
+                checks.append(
+                    Check(
+                        "tables",
+                        "error",
+                        f"missing: {', '.join(missing)}",
+                        "recreate them with `sqlspec-adk migrate --repair`",
+                    )
+                )
+            else:
+                checks.append(Check("tables", "ok", "all four tables exist"))
+        if version == SCHEMA_VERSION:
+            present = {i["name"] for i in indexes}
+            absent = [name for name in _inspect.expected_indexes(store) if name not in present]
+            invalid = [i["name"] for i in indexes if not i["valid"]]
+            if absent:
+                checks.append(
+                    Check(
+                        "indexes",
+                        "warning",
+                        f"missing: {', '.join(absent)}",
+                        "recreate them with `sqlspec-adk migrate --repair`",
+                    )
+                )
+            if invalid:
+                checks.append(
+                    Check(
+                        "indexes",
+                        "warning",
+                        f"invalid (a failed concurrent build?): {', '.join(invalid)}",
+                        "rebuild them: " + "; ".join(f"REINDEX INDEX {n}" for n in invalid),
+                    )
+                )
+            if not absent and not invalid:
+                checks.append(Check("indexes", "ok", f"{len(indexes)} indexes, all valid"))
+            expired = _inspect.expired_sessions(store, conn)
+            if expired:
+                checks.append(
+                    Check(
+                        "expired",
+                        "warning",
+                        f"{expired} expired session(s) still stored",
+                        "delete them with `sqlspec-adk prune` (e.g. from cron)",
+                    )
+                )
+        for table in tables:
+            dead, live = table["dead_rows"] or 0, table["live_rows"] or 0
+            if dead > _DEAD_ROWS_MIN and dead > _DEAD_RATIO * live:
+                checks.append(
+                    Check(
+                        "bloat",
+                        "warning",
+                        f"{table['name']}: {dead} dead rows for {live} live ones",
+                        f"VACUUM (ANALYZE) {table['name']}; check that autovacuum keeps up",
+                    )
+                )
+        pool = _pool_settings(target)
+        checks.append(_pool_check(pool, server, workers))
+        adk_sessions = _adk_tables(conn, store)
+        if adk_sessions is not None:
+            checks.append(
+                Check(
+                    "adk-tables",
+                    "info",
+                    f"ADK DatabaseSessionService tables found, {adk_sessions} session(s)",
+                    "copy them into sqlspec with `sqlspec-adk import-adk`",
+                )
+            )
+    return {
+        "target": target.describe(),
+        "server": {
+            key: server[key]
+            for key in (
+                "version",
+                "database",
+                "user",
+                "schema",
+                "max_connections",
+                "connections",
+                "in_recovery",
+                "timezone",
+            )
+        }
+        | {"connect_ms": round(connect_ms, 2), "round_trip_ms": round(round_trip_ms, 3)},
+        "schema": {"version": version, "expected": SCHEMA_VERSION},
+        "pool": pool | {"workers": workers},
+        "tables": [
+            {
+                key: t[key]
+                for key in (
+                    "name",
+                    "exists",
+                    "rows",
+                    "rows_exact",
+                    "dead_rows",
+                    "table_bytes",
+                    "index_bytes",
+                    "total_bytes",
+                )
+            }
+            for t in tables
+        ],
+        "indexes": [
+            {k: i[k] for k in ("name", "table", "bytes", "valid", "primary", "definition")}
+            for i in indexes
+        ],
+        "checks": [asdict(c) for c in checks],
+    }
+
+
+def _print(report: dict[str, Any]) -> None:
+    console = out_console()
+    console.print(f"[bold]sqlspec-adk doctor[/] - {report['target']}")
+    checks = Table(show_header=False, box=None, padding=(0, 1))
+    checks.add_column(no_wrap=True, min_width=4)
+    checks.add_column(no_wrap=True, style="bold")
+    checks.add_column(overflow="fold")
+    for check in report["checks"]:
+        status = check["status"]
+        checks.add_row(f"[{_STYLE[status]}]{_LABEL[status]}[/]", check["name"], check["detail"])
+        if check["advice"]:
+            checks.add_row("", "", f"[cyan]-> {check['advice']}[/]")
+    console.print(checks)
+    if report.get("tables"):
+        tables = Table(title="Tables", title_justify="left")
+        for column in ("table", "rows", "dead rows", "data", "indexes", "total"):
+            tables.add_column(column, justify="left" if column == "table" else "right")
+        for t in report["tables"]:
+            if not t["exists"]:
+                tables.add_row(t["name"], "[red]missing[/]", "", "", "", "")
+                continue
+            rows = "-" if t["rows"] is None else f"{t['rows']:,}"
+            rows = rows if t["rows_exact"] else f"~{rows}"
+            tables.add_row(
+                t["name"],
+                rows,
+                f"{t['dead_rows'] or 0:,}",
+                format_bytes(t["table_bytes"]),
+                format_bytes(t["index_bytes"]),
+                format_bytes(t["total_bytes"]),
+            )
+        console.print(tables)
+    if report.get("indexes"):
+        indexes = Table(title="Indexes", title_justify="left")
+        for column in ("index", "table", "size", "valid"):
+            indexes.add_column(column, justify="right" if column == "size" else "left")
+        for i in report["indexes"]:
+            valid = "[green]yes[/]" if i["valid"] else "[red]no[/]"
+            indexes.add_row(i["name"], i["table"], format_bytes(i["bytes"]), valid)
+        console.print(indexes)
+    if report.get("pool"):
+        pool = Table(title="Pool (as the --dsn URI sets it)", title_justify="left")
+        pool.add_column("setting")
+        pool.add_column("value", justify="right")
+        for key, value in report["pool"].items():
+            pool.add_row(key, str(value))
+        console.print(pool)
+    errors = sum(c["status"] == "error" for c in report["checks"])
+    warnings = sum(c["status"] == "warning" for c in report["checks"])
+    if errors or warnings:
+        console.print(f"[bold red]{errors} error(s)[/], [yellow]{warnings} warning(s)[/].")
+    else:
+        console.print("[green]No problems found.[/]")
+
+
+@guarded
+def doctor(
+    *,
+    dsn: DsnOption = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Processes that each open the pool (e.g. server workers), for the pool check.",
+        ),
+    ] = 1,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit 1 on warnings too.")] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Check connectivity, server, schema version, tables, indexes and pool; advise.
+
+    Exits 1 when something is wrong (with --strict, also on warnings).
+    """
+    target = resolve_target(dsn)
+    try:
+        with open_store(dsn) as store:
+            report = _diagnose(store, target, workers)
+    except CLIError as exc:
+        if not exc.message.startswith("cannot connect"):
+            raise
+        report = {
+            "target": target.describe(),
+            "checks": [
+                asdict(
+                    Check(
+                        "connection",
+                        "error",
+                        exc.message,
+                        "is the server running and reachable? check host, port, user and "
+                        "password in --dsn or SQLSPEC_DSN",
+                    )
+                )
+            ],
+        }
+    if json_output:
+        statuses = {c["status"] for c in report["checks"]}
+        emit_json({"ok": "error" not in statuses, **report})
+    else:
+        _print(report)
+    statuses = {c["status"] for c in report["checks"]}
+    if "error" in statuses or (strict and "warning" in statuses):
+        raise typer.Exit(1)

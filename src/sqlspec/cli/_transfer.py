@@ -1,0 +1,273 @@
+"""``export``, ``import`` and ``import-adk``: move sessions in and out as JSON Lines, streaming.
+
+Files ending in ``.gz`` are written compressed; compressed input is recognised by
+its content. ``-`` is stdout or stdin. Progress bars go to stderr.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Annotated, Any, cast
+
+import psycopg
+import typer
+from rich.progress import Progress
+from rich.table import Table
+
+from sqlspec.adapters.psycopg._settings import masked_conninfo
+from sqlspec.adapters.psycopg.adk._adk_import import ADKSource, source_conninfo
+from sqlspec.cli._common import (
+    AppOption,
+    CLIError,
+    DsnOption,
+    JsonOption,
+    ProgressOption,
+    UserOption,
+    emit_json,
+    err_console,
+    guarded,
+    open_store,
+    out_console,
+    progress_bar,
+    remember_password,
+)
+from sqlspec.extensions.adk import ImportResult
+
+__all__ = ["export", "import_", "import_adk"]
+
+_KINDS = ("app_state", "user_state", "session", "event")
+_KIND_NAMES = {
+    "app_state": "app states",
+    "user_state": "user states",
+    "session": "sessions",
+    "event": "events",
+}
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _kind_progress(bar: Progress | None, totals: dict[str, int] | None = None) -> Any:
+    """A ``progress(kind, n)`` callback advancing one bar per kind, or ``None``."""
+    if bar is None:
+        return None
+    tasks: dict[str, Any] = {}
+    if totals is not None:
+        for kind in _KINDS:
+            tasks[kind] = bar.add_task(_KIND_NAMES[kind], total=totals.get(kind, 0))
+
+    def advance(kind: str, n: int) -> None:
+        if kind not in tasks:
+            tasks[kind] = bar.add_task(_KIND_NAMES.get(kind, kind), total=None)
+        bar.advance(tasks[kind], n)
+
+    return advance
+
+
+def _summary(counts: dict[str, int]) -> str:
+    return ", ".join(f"{counts.get(kind, 0)} {_KIND_NAMES[kind]}" for kind in _KINDS)
+
+
+@guarded
+def export(
+    output: Annotated[
+        str, typer.Argument(help="File to write (a .gz name compresses it), or - for stdout.")
+    ],
+    *,
+    dsn: DsnOption = None,
+    app: AppOption = None,
+    user: UserOption = None,
+    progress: ProgressOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Write app and user state, sessions and events as JSON Lines, from one snapshot."""
+    with open_store(dsn) as store, progress_bar(progress) as bar:
+        callback = _kind_progress(bar)
+        if output == "-":
+            counts = store.export_jsonl(sys.stdout, app_name=app, user_id=user, progress=callback)
+            sys.stdout.flush()
+        else:
+            counts = _export_file(Path(output), store.export_jsonl, app, user, callback)
+    result = {"output": output, "lines": counts}
+    if output == "-":
+        # stdout holds the data: the summary goes to stderr.
+        if json_output:
+            err_console().print_json(json.dumps(result))
+        else:
+            err_console().print(f"Exported {_summary(counts)}.")
+    elif json_output:
+        emit_json(result)
+    else:
+        out_console().print(f"Exported {_summary(counts)} to [bold]{output}[/].")
+
+
+def _export_file(
+    path: Path,
+    export_jsonl: Callable[..., dict[str, int]],
+    app: str | None,
+    user: str | None,
+    callback: Any,
+) -> dict[str, int]:
+    """Export into ``path`` through a temporary file, so a failed export leaves nothing."""
+    partial = path.with_name(path.name + ".partial")
+    opener: Callable[..., IO[str]] = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(partial, "wt", encoding="utf-8", newline="\n") as sink:
+            counts = export_jsonl(sink, app_name=app, user_id=user, progress=callback)
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return counts
+
+
+def _checked_lines(stream: IO[bytes], on_read: Callable[[int], None]) -> Iterator[bytes]:
+    """Lines of ``stream``, each checked to be a JSON object with a ``kind``."""
+    for number, line in enumerate(stream, start=1):
+        on_read(len(line))
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as exc:
+            raise CLIError(f"line {number} is not JSON: {exc}") from None
+        if not isinstance(record, dict) or record.get("kind") not in _KINDS:
+            raise CLIError(
+                f"line {number} is not a sqlspec export line (an object whose kind is one of "
+                f"{', '.join(_KINDS)})"
+            )
+        yield line
+
+
+def _open_input(name: str) -> tuple[IO[bytes], IO[bytes], int | None]:
+    """(stream to read lines from, underlying raw stream, size in bytes if known)."""
+    if name == "-":
+        stdin = sys.stdin.buffer
+        return stdin, stdin, None
+    raw = Path(name).open("rb")  # noqa: SIM115 - closed by the caller
+    size = os.fstat(raw.fileno()).st_size
+    if raw.read(2) == _GZIP_MAGIC:
+        raw.seek(0)
+        return cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb")), raw, size
+    raw.seek(0)
+    return raw, raw, size
+
+
+def _read_progress(
+    bar: Progress | None, stream: IO[bytes], raw: IO[bytes], size: int | None
+) -> Callable[[int], None]:
+    """Advance a bar by the bytes read (by the position in the file, if compressed)."""
+    if bar is None:
+        return lambda _n: None
+    task = bar.add_task("reading", total=size)
+    if stream is raw:
+
+        def advance(n: int) -> None:
+            bar.advance(task, n)
+
+        return advance
+
+    def seek_position(_n: int) -> None:
+        bar.update(task, completed=raw.tell())
+
+    return seek_position
+
+
+@guarded
+def import_(
+    input_: Annotated[
+        str,
+        typer.Argument(
+            metavar="INPUT", help="JSON Lines written by export (gzip or not), or - for stdin."
+        ),
+    ],
+    *,
+    dsn: DsnOption = None,
+    progress: ProgressOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Load JSON Lines written by export, in one transaction; creates the tables if needed.
+
+    State is merged into existing state; sessions and events already stored are kept
+    as they are (and counted as skipped), so an import can be run again.
+    """
+    with open_store(dsn) as store:
+        store.create_tables()
+        stream, raw, size = _open_input(input_)
+        try:
+            with progress_bar(progress) as bar:
+                lines = _checked_lines(stream, _read_progress(bar, stream, raw, size))
+                result = store.import_jsonl(lines)
+        finally:
+            if input_ != "-":
+                stream.close()
+                raw.close()
+    _import_report(result, {"input": input_}, json_output)
+
+
+def _import_report(result: ImportResult, where: dict[str, Any], json_output: bool) -> None:
+    if json_output:
+        emit_json({**where, "imported": result.imported, "skipped": result.skipped})
+        return
+    table = Table(title="Imported", title_justify="left")
+    table.add_column("kind")
+    table.add_column("imported", justify="right")
+    table.add_column("already there, kept", justify="right")
+    for kind in _KINDS:
+        skipped = result.skipped.get(kind, 0)
+        table.add_row(_KIND_NAMES[kind], str(result.imported.get(kind, 0)), str(skipped))
+    out_console().print(table)
+
+
+@guarded
+def import_adk(
+    *,
+    from_dsn: Annotated[
+        str | None,
+        typer.Option(
+            "--from-dsn",
+            help=(
+                "The database of ADK's DatabaseSessionService: its SQLAlchemy URL "
+                "(postgresql+psycopg://...), a URL or a conninfo; default: the --dsn database."
+            ),
+            show_default=False,
+        ),
+    ] = None,
+    from_schema: Annotated[
+        str | None,
+        typer.Option(
+            "--from-schema", help="PostgreSQL schema of ADK's tables.", show_default=False
+        ),
+    ] = None,
+    dsn: DsnOption = None,
+    app: AppOption = None,
+    user: UserOption = None,
+    progress: ProgressOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Copy sessions, events and state from ADK's DatabaseSessionService tables.
+
+    Reads ADK's sessions, events, app_states and user_states tables (schema v1) from
+    one snapshot and loads them in one transaction; creates the sqlspec tables if
+    needed. Sessions and events already in sqlspec are kept, so it can be run again.
+    """
+    if from_dsn:
+        remember_password(source_conninfo(from_dsn))
+    with open_store(dsn) as store:
+        source = from_dsn or store.config.resolve_conninfo()
+        store.create_tables()
+        adk = ADKSource(source, schema=from_schema, app_name=app, user_id=user)
+        try:
+            adk.open()
+        except psycopg.OperationalError as exc:
+            where = masked_conninfo(adk.conninfo)
+            raise CLIError(
+                f"cannot connect to the ADK database {where}: {str(exc).strip().splitlines()[0]}"
+            ) from None
+        with adk, progress_bar(progress) as bar:
+            totals = adk.counts() if bar is not None else None
+            result = store.import_jsonl(adk.lines(progress=_kind_progress(bar, totals)))
+    _import_report(result, {"source": adk.describe(), "schema_version": adk.version}, json_output)
