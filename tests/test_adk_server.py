@@ -28,6 +28,7 @@ from psycopg.conninfo import conninfo_to_dict
 from conftest import pool_config
 from sqlspec import ImproperConfigurationError, MissingTablesError
 from sqlspec.adapters.psycopg import PsycopgSyncConfig
+from sqlspec.adapters.psycopg._settings import PoolSettings
 from sqlspec.adapters.psycopg.adk import PsycopgSyncADKStore
 from sqlspec.extensions.adk import registry
 from sqlspec.extensions.adk.registry import (
@@ -273,9 +274,10 @@ def test_uri_maps_to_conninfo_pool_and_tables() -> None:
     assert keyword.connection_config == {
         "conninfo": "postgresql://h/db",
         "max_size": 2,
-        "min_size": 2,
         "prepare_threshold": None,
     }
+    # A max_size below psycopg_pool's default min_size lowers the minimum with it.
+    assert PoolSettings.from_mapping(keyword.connection_config).pool["min_size"] == 2
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,6 @@ from psycopg.rows import TupleRow, dict_row
 
 from sqlspec.adapters.psycopg.adk import PsycopgSyncADKStore
 from sqlspec.adapters.psycopg.adk._common import translate_errors
-from sqlspec.adapters.psycopg.adk._sql import _derived_name
 
 __all__ = [
     "expected_indexes",
@@ -73,14 +72,7 @@ def _table_names(store: PsycopgSyncADKStore) -> list[str]:
 
 def expected_indexes(store: PsycopgSyncADKStore) -> dict[str, str]:
     """The secondary indexes the current schema version creates, name -> table."""
-    t = store.tables
-    return {
-        _derived_name(t.sessions, "app_user"): t.sessions,
-        _derived_name(t.sessions, "update_time"): t.sessions,
-        _derived_name(t.sessions, "state"): t.sessions,
-        _derived_name(t.sessions, "expire_time"): t.sessions,
-        _derived_name(t.events, "session"): t.events,
-    }
+    return dict(store.statements.index_names)
 
 
 def server_info(conn: Connection[TupleRow]) -> dict[str, Any]:

@@ -276,18 +276,17 @@ def _delete_ids(
     deleted: list[str] = []
     missing: list[str] = []
     for session_id in session_ids:
-        found = store.get_session(
-            app_name=app,
-            user_id=user,
-            session_id=session_id,
-            config=GetSessionConfig(num_recent_events=0),
-        )
-        if found is None:
-            missing.append(session_id)
-            continue
-        if not dry_run:
-            store.delete_session(app_name=app, user_id=user, session_id=session_id)
-        deleted.append(session_id)
+        if dry_run:
+            found = store.get_session(
+                app_name=app,
+                user_id=user,
+                session_id=session_id,
+                config=GetSessionConfig(num_recent_events=0),
+            )
+            existed = found is not None
+        else:
+            existed = store.delete_session(app_name=app, user_id=user, session_id=session_id)
+        (deleted if existed else missing).append(session_id)
     if json_output:
         emit_json(
             {

@@ -135,7 +135,8 @@ class PoolSettings:
                 f"connection_config does not form a valid conninfo: {exc}"
             ) from None
         pool = {k: v for k, v in config.items() if k in POOL_KEYS}
-        min_size = pool.get("min_size", 4)
+        # psycopg_pool's default min_size (4), lowered to fit a smaller max_size.
+        min_size = pool.setdefault("min_size", min(4, pool.get("max_size", 4)))
         max_size = pool.get("max_size", min_size)
         if min_size < 0 or max_size < 1 or max_size < min_size:
             raise ImproperConfigurationError(

@@ -249,9 +249,10 @@ class SyncSQLSpecSessionService(SQLSpecSessionService):
         self, *, app_name: str, user_id: str, session_id: str
     ) -> None:
         """Delete a session and its events."""
-        return self._call(
-            self.store.delete_session, app_name=app_name, user_id=user_id, session_id=session_id
-        )
+        return self._call(self._delete_session, app_name, user_id, session_id)
+
+    def _delete_session(self, app_name: str, user_id: str, session_id: str) -> None:
+        self.store.delete_session(app_name=app_name, user_id=user_id, session_id=session_id)
 
     def get_user_state(  # type: ignore[override]
         self, *, app_name: str, user_id: str

@@ -74,7 +74,6 @@ _DURATION_UNITS = {
     "s": timedelta(seconds=1),
     "ms": timedelta(milliseconds=1),
 }
-_DEFAULT_MIN_SIZE = 4
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 
@@ -210,9 +209,6 @@ def parse_service_uri(uri: str, **options: Any) -> ServiceURI:
         else:
             libpq.append((key, str(value)))
 
-    if "max_size" in connection_config and "min_size" not in connection_config:
-        # A pool's min_size defaults to 4: a smaller max_size alone must not be an error.
-        connection_config["min_size"] = min(_DEFAULT_MIN_SIZE, connection_config["max_size"])
     if parts.netloc or parts.path.strip("/") or libpq:
         query = f"?{urlencode(libpq)}" if libpq else ""
         connection_config["conninfo"] = f"postgresql://{parts.netloc}{parts.path}{query}"

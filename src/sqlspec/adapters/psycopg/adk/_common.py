@@ -94,9 +94,9 @@ def translate_errors() -> Iterator[None]:
         ) from exc
     except psycopg.DataError as exc:
         raise InvalidValueError(
-            f"PostgreSQL cannot store a value as given, nothing was written: {exc}. "
-            "Text may not contain NUL (\\u0000); NaN and Infinity are not JSON; "
-            "ids hold at most 128 characters."
+            f"PostgreSQL refused a value, nothing was written: {exc} "
+            "(common causes: NUL (\\u0000) in text, NaN or Infinity in state, text that is "
+            "not JSON, a value longer than its column)"
         ) from exc
 
 

@@ -183,6 +183,14 @@ class ADKStatements:
             "live": sql.SQL("(expire_time IS NULL OR expire_time > now())"),
         }
 
+        #: The secondary indexes the schema creates: index name -> table name.
+        self.index_names: dict[str, str] = {
+            _derived_name(tables.sessions, "app_user"): tables.sessions,
+            _derived_name(tables.sessions, "update_time"): tables.sessions,
+            _derived_name(tables.sessions, "state"): tables.sessions,
+            _derived_name(tables.sessions, "expire_time"): tables.sessions,
+            _derived_name(tables.events, "session"): tables.events,
+        }
         #: Serializes concurrent ``create_tables()`` calls for this table set.
         self.lock_key = int.from_bytes(
             hashlib.sha1(f"sqlspec.adk:{tables.sessions}".encode()).digest()[:8], "big", signed=True

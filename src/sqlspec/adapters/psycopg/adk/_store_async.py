@@ -379,13 +379,14 @@ class PsycopgAsyncADKStore(StoreBase):
         assert row is not None  # the statement always returns one row
         return import_result(row)
 
-    async def delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:
-        """Delete a session and, by cascade, its events; a missing session is not an error."""
+    async def delete_session(self, *, app_name: str, user_id: str, session_id: str) -> bool:
+        """Delete a session and, by cascade, its events; ``False`` if there was none."""
         _codec.check_ids(app_name=app_name, user_id=user_id, session_id=session_id)
-        await self._run(
+        rows = await self._run(
             self.statements.delete_session,
             {"app_name": app_name, "user_id": user_id, "session_id": session_id.strip()},
         )
+        return bool(rows[0][0])
 
     async def get_user_state(self, *, app_name: str, user_id: str) -> dict[str, Any]:
         """The user's ``user:`` state, keys without the prefix; ``{}`` if none."""
