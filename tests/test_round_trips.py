@@ -74,7 +74,9 @@ def test_count_round_trips_parses_trace_directions() -> None:
 
 
 def test_counter_counts_two_statements_as_two_sync(dsn: str) -> None:
-    config = PsycopgSyncConfig(connection_config={"conninfo": dsn, "min_size": 1, "max_size": 2})
+    config = PsycopgSyncConfig(
+        connection_config={"conninfo": dsn, "min_size": 1, "max_size": 2, "autocommit": True}
+    )
     try:
         counter = RoundTripCounter(config)
         with config.provide_connection() as conn:  # warm the pool
@@ -98,7 +100,9 @@ def test_counter_counts_two_statements_as_two_sync(dsn: str) -> None:
 
 
 async def test_counter_counts_two_statements_as_two_async(dsn: str) -> None:
-    config = PsycopgAsyncConfig(connection_config={"conninfo": dsn, "min_size": 1, "max_size": 2})
+    config = PsycopgAsyncConfig(
+        connection_config={"conninfo": dsn, "min_size": 1, "max_size": 2, "autocommit": True}
+    )
     try:
         counter = RoundTripCounter(config)
         async with config.provide_connection() as conn:

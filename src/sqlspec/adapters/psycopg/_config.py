@@ -13,14 +13,65 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
-from psycopg import AsyncConnection, Connection
-from psycopg.rows import TupleRow
+from psycopg import AsyncConnection, AsyncServerCursor, Connection, ServerCursor
+from psycopg.pq import TransactionStatus
+from psycopg.rows import AsyncRowFactory, RowFactory, TupleRow
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from sqlspec.adapters.psycopg._embedded import embedded_conninfo
 from sqlspec.adapters.psycopg._settings import PoolSettings, masked_conninfo
 
 __all__ = ["PsycopgAsyncConfig", "PsycopgSyncConfig"]
+
+
+def _hold_outside_transactions(
+    withhold: bool, conn: Connection[Any] | AsyncConnection[Any]
+) -> bool:
+    # A named cursor declared outside a transaction (autocommit, idle) would vanish
+    # at once; declared WITH HOLD it lives until closed, as the seed's sample expects.
+    return withhold or (conn.autocommit and conn.info.transaction_status == TransactionStatus.IDLE)
+
+
+class _AsyncServerCursor(AsyncServerCursor[Any]):
+    """A server-side cursor that also works on a connection in autocommit."""
+
+    def __init__(
+        self,
+        connection: AsyncConnection[Any],
+        name: str,
+        *,
+        row_factory: AsyncRowFactory[Any],
+        scrollable: bool | None = None,
+        withhold: bool = False,
+    ) -> None:
+        super().__init__(
+            connection,
+            name,
+            row_factory=row_factory,
+            scrollable=scrollable,
+            withhold=_hold_outside_transactions(withhold, connection),
+        )
+
+
+class _ServerCursor(ServerCursor[Any]):
+    """A server-side cursor that also works on a connection in autocommit."""
+
+    def __init__(
+        self,
+        connection: Connection[Any],
+        name: str,
+        *,
+        row_factory: RowFactory[Any],
+        scrollable: bool | None = None,
+        withhold: bool = False,
+    ) -> None:
+        super().__init__(
+            connection,
+            name,
+            row_factory=row_factory,
+            scrollable=scrollable,
+            withhold=_hold_outside_transactions(withhold, connection),
+        )
 
 
 class _ConfigBase:
@@ -63,6 +114,10 @@ class PsycopgAsyncConfig(_ConfigBase):
         self._pool_loop: asyncio.AbstractEventLoop | None = None
         self._open_lock = threading.Lock()
 
+    @staticmethod
+    async def _configure(conn: AsyncConnection[TupleRow]) -> None:
+        conn.server_cursor_factory = _AsyncServerCursor
+
     async def _reset(self, conn: AsyncConnection[TupleRow]) -> None:
         # A borrower may have switched autocommit; the next one gets the configured mode.
         if conn.autocommit is not self.settings.autocommit:
@@ -81,6 +136,7 @@ class PsycopgAsyncConfig(_ConfigBase):
             conninfo,
             kwargs=self.settings.connect_kwargs,
             open=False,
+            configure=self._configure,
             reset=self._reset,
             **self.settings.pool,
         )
@@ -107,7 +163,9 @@ class PsycopgAsyncConfig(_ConfigBase):
     async def create_connection(self) -> AsyncConnection[TupleRow]:
         """Open a standalone connection, outside the pool; the caller closes it."""
         conninfo = await asyncio.to_thread(self.resolve_conninfo)
-        return await AsyncConnection.connect(conninfo, **self.settings.connect_kwargs)
+        conn = await AsyncConnection.connect(conninfo, **self.settings.connect_kwargs)
+        await self._configure(conn)
+        return conn
 
     async def close(self) -> None:
         """Close the pool and its connections; a later use opens a new pool."""
@@ -139,6 +197,10 @@ class PsycopgSyncConfig(_ConfigBase):
         self._pool: ConnectionPool[Connection[TupleRow]] | None = None
         self._open_lock = threading.Lock()
 
+    @staticmethod
+    def _configure(conn: Connection[TupleRow]) -> None:
+        conn.server_cursor_factory = _ServerCursor
+
     def _reset(self, conn: Connection[TupleRow]) -> None:
         if conn.autocommit is not self.settings.autocommit:
             conn.set_autocommit(self.settings.autocommit)
@@ -154,6 +216,7 @@ class PsycopgSyncConfig(_ConfigBase):
                     self.resolve_conninfo(),
                     kwargs=self.settings.connect_kwargs,
                     open=False,
+                    configure=self._configure,
                     reset=self._reset,
                     **self.settings.pool,
                 )
@@ -173,7 +236,9 @@ class PsycopgSyncConfig(_ConfigBase):
 
     def create_connection(self) -> Connection[TupleRow]:
         """Open a standalone connection, outside the pool; the caller closes it."""
-        return Connection.connect(self.resolve_conninfo(), **self.settings.connect_kwargs)
+        conn = Connection.connect(self.resolve_conninfo(), **self.settings.connect_kwargs)
+        self._configure(conn)
+        return conn
 
     def close(self) -> None:
         """Close the pool and its connections; a later use opens a new pool."""

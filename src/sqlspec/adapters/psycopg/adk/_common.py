@@ -53,6 +53,7 @@ __all__ = [
     "pending_versions",
     "prune_params",
     "recorded_version",
+    "redelivery_outcome",
     "staged_line",
     "translate_errors",
 ]
@@ -290,6 +291,7 @@ def append_params(session: Session, event: Event, revision: int) -> dict[str, An
         "user_id": session.user_id,
         "session_id": session.id,
         "revision": revision,
+        "event_id": event.id,
         "event": _codec.encode_event(event),
         "session_delta": deltas.session,
         "app_delta": deltas.app,
@@ -311,12 +313,20 @@ def append_outcome(
     if current_revision is None:
         raise SessionNotFoundError(f"Session {session.id} not found.")
     if stored_event is not None:
-        if _codec.decode_event(stored_event) == event:
-            return False
-        raise AlreadyExistsError(
-            f"Event {event.id} is already stored in session {session.id} with other content."
-        )
+        return redelivery_outcome(session, event, stored_event)
     raise StaleSessionError(_STALE_MESSAGE)
+
+
+def redelivery_outcome(session: Session, event: Event, stored_event: str | None) -> bool:
+    """An append met an event id already stored: a retry of that very event is a no-op.
+
+    Returns ``False`` (nothing to do) for the same event; raises for another one.
+    """
+    if stored_event is not None and _codec.decode_event(stored_event) == event:
+        return False
+    raise AlreadyExistsError(
+        f"Event {event.id} is already stored in session {session.id} with other content."
+    )
 
 
 def check_marker_less_session(session: Session, row: Sequence[Any] | None) -> int:

@@ -104,8 +104,13 @@ def _event_json(alias: str) -> sql.Composable:
     """
     e = sql.Identifier(alias)
     members: list[sql.Composable] = [
-        # event_data's own members, without its braces (it always holds the timestamp).
-        sql.SQL("left(substr({}.event_data::text, 2), -1)").format(e),
+        # event_data's own members, without its braces (none: NULL, skipped).
+        sql.SQL("nullif(btrim(left(substr({}.event_data::text, 2), -1)), '')").format(e),
+        # A row written without the exact timestamp (by hand, with COPY) takes the column's.
+        sql.SQL(
+            "CASE WHEN {e}.event_data ->> 'timestamp' IS NULL THEN "
+            '\'"timestamp":\' || extract(epoch FROM {e}."timestamp")::float8::text END'
+        ).format(e=e),
         sql.SQL("'\"id\":' || to_json({}.id)::text").format(e),
     ]
     for column, field, kind in EVENT_COLUMNS:
@@ -179,6 +184,12 @@ class ADKStatements:
             "fk_events": sql.Identifier(_derived_name(tables.events, "session_fk")),
             "idx_expire_time": sql.Identifier(_derived_name(tables.sessions, "expire_time")),
             "schema_table": sql.Identifier(SCHEMA_TABLE),
+            # An event's exact float timestamp; rows written without one (by hand,
+            # with COPY) fall back to the column's microseconds.
+            "exact_ts": sql.SQL(
+                "COALESCE((e.event_data ->> 'timestamp')::float8, "
+                'extract(epoch FROM e."timestamp")::float8)'
+            ),
             # A session past its expire_time is gone for every read and write.
             "live": sql.SQL("(expire_time IS NULL OR expire_time > now())"),
         }
@@ -191,9 +202,10 @@ class ADKStatements:
             _derived_name(tables.sessions, "expire_time"): tables.sessions,
             _derived_name(tables.events, "session"): tables.events,
         }
-        #: Serializes concurrent ``create_tables()`` calls for this table set.
+        #: Serializes ``create_tables()``/``migrate()`` calls in a database: table sets
+        #: share the schema table (and may share the state tables).
         self.lock_key = int.from_bytes(
-            hashlib.sha1(f"sqlspec.adk:{tables.sessions}".encode()).digest()[:8], "big", signed=True
+            hashlib.sha1(b"sqlspec.adk.schema").digest()[:8], "big", signed=True
         )
         version_1: tuple[sql.Composed, ...] = tuple(
             sql.SQL(stmt).format(**names)
@@ -278,6 +290,12 @@ class ADKStatements:
             "SELECT to_regclass(%(schema_table)s) IS NOT NULL, "
             "to_regclass(%(sessions)s) IS NOT NULL"
         )
+        #: One stored event's JSON, by id: what an append that met the id learns.
+        self.stored_event = sql.SQL(
+            """SELECT {event_json} FROM {events} e
+            WHERE e.app_name = %(app_name)s AND e.user_id = %(user_id)s
+              AND e.session_id = %(session_id)s AND e.id = %(event_id)s"""
+        ).format(event_json=_event_json("e"), **names)
         #: The recorded version of this table set.
         self.read_schema_version = sql.SQL(
             "SELECT version FROM {schema_table} WHERE session_table = %(table)s"
@@ -366,18 +384,18 @@ class ADKStatements:
         events_of_session = sql.SQL(
             """SELECT array_agg(x.ev ORDER BY x.ts, x.exact_ts, x.id) FROM (
                 SELECT {event_json} AS ev, e."timestamp" AS ts,
-                       (e.event_data ->> 'timestamp')::float8 AS exact_ts, e.id
+                       {exact_ts} AS exact_ts, e.id
                 FROM {events} e
                 WHERE e.app_name = s.app_name AND e.user_id = s.user_id AND e.session_id = s.id
                 {after}
-                ORDER BY e."timestamp" DESC, (e.event_data ->> 'timestamp')::float8 DESC, e.id DESC
+                ORDER BY e."timestamp" DESC, {exact_ts} DESC, e.id DESC
                 LIMIT %(limit)s
             ) x"""
         )
         after_filter = sql.SQL(
             """AND e."timestamp" >= to_timestamp(%(after)s) - interval '1 microsecond'
-               AND (e.event_data ->> 'timestamp')::float8 >= %(after)s"""
-        )
+               AND {exact_ts} >= %(after)s"""
+        ).format(**names)
         get_session = sql.SQL(
             """SELECT s.state::text, s.update_time, s.revision, a.state::text, u.state::text,
                 ({events_query})
@@ -462,7 +480,7 @@ class ADKStatements:
             """SELECT s.revision, s.update_time, (
                 SELECT e.id FROM {events} e
                 WHERE e.app_name = s.app_name AND e.user_id = s.user_id AND e.session_id = s.id
-                ORDER BY e."timestamp" DESC, (e.event_data ->> 'timestamp')::float8 DESC, e.id DESC
+                ORDER BY e."timestamp" DESC, {exact_ts} DESC, e.id DESC
                 LIMIT 1)
             FROM {sessions} s
             WHERE s.app_name = %(app_name)s AND s.user_id = %(user_id)s AND s.id = %(session_id)s
@@ -472,9 +490,12 @@ class ADKStatements:
         insert_columns, insert_values = _event_insert_values(sql.SQL("ev.j"))
         #: Check the revision, write the event and every state delta, all in one
         #: statement: the UPDATE's row lock makes a second writer from the same
-        #: revision match no row. The last columns say why nothing was written:
-        #: the session's current revision (NULL: no such session) and, when the
-        #: event id is already stored, that event's JSON.
+        #: revision match no row, and the events primary key refuses an id stored
+        #: before (the statement then fails whole). The result's first column is
+        #: the new revision; reading the upserts next runs them app row first,
+        #: then user row, the order create_session locks them in (no deadlock).
+        #: When nothing was written, the last two say why: the session's current
+        #: revision (NULL: no such session) and the stored event of this id, if any.
         self.append_event = sql.SQL(
             """WITH ev AS (SELECT %(event)s::json AS j),
             bumped AS (
@@ -485,26 +506,24 @@ class ADKStatements:
                     revision = revision + 1
                 WHERE app_name = %(app_name)s AND user_id = %(user_id)s AND id = %(session_id)s
                   AND revision = %(revision)s AND {live}
-                  AND NOT EXISTS (
-                    SELECT 1 FROM {events} e, ev
-                    WHERE e.app_name = %(app_name)s AND e.user_id = %(user_id)s
-                      AND e.session_id = %(session_id)s AND e.id = ev.j ->> 'id')
                 RETURNING revision
             ), inserted AS (
                 INSERT INTO {events} (session_id, app_name, user_id, {insert_columns})
                 SELECT %(session_id)s, %(app_name)s, %(user_id)s, {insert_values}
                 FROM ev, bumped
             ), {upserts}
-            SELECT (SELECT revision FROM bumped),
-                -- Reading the upserts here runs them app row first, then user row,
-                -- the order create_session locks them in: no deadlock between the two.
-                (SELECT count(*) FROM new_app) + (SELECT count(*) FROM new_user) AS _upserts,
-                (SELECT revision FROM {sessions}
-                 WHERE app_name = %(app_name)s AND user_id = %(user_id)s AND id = %(session_id)s
-                   AND {live}),
-                (SELECT {event_json} FROM {events} e, ev
-                 WHERE e.app_name = %(app_name)s AND e.user_id = %(user_id)s
-                   AND e.session_id = %(session_id)s AND e.id = ev.j ->> 'id')"""
+            SELECT (SELECT revision FROM bumped) AS revision,
+                (SELECT count(*) FROM new_app) + (SELECT count(*) FROM new_user) AS upserts,
+                CASE WHEN NOT EXISTS (SELECT FROM bumped) THEN
+                    (SELECT revision FROM {sessions}
+                     WHERE app_name = %(app_name)s AND user_id = %(user_id)s
+                       AND id = %(session_id)s AND {live})
+                END AS current_revision,
+                CASE WHEN NOT EXISTS (SELECT FROM bumped) THEN
+                    (SELECT {event_json} FROM {events} e
+                     WHERE e.app_name = %(app_name)s AND e.user_id = %(user_id)s
+                       AND e.session_id = %(session_id)s AND e.id = %(event_id)s)
+                END AS stored_event"""
         ).format(
             insert_columns=insert_columns,
             insert_values=insert_values,
@@ -518,7 +537,7 @@ class ADKStatements:
             **names,
         )
 
-        chronological = sql.SQL("e.\"timestamp\", (e.event_data ->> 'timestamp')::float8, e.id")
+        chronological = sql.SQL('e."timestamp", {exact_ts}, e.id').format(**names)
         events_in_order = sql.SQL(
             """SELECT {event_json} FROM {events} e
             WHERE e.app_name = %(app_name)s AND e.user_id = %(user_id)s
@@ -528,11 +547,11 @@ class ADKStatements:
         newest_events_in_order = sql.SQL(
             """SELECT x.ev FROM (
                 SELECT {event_json} AS ev, e."timestamp" AS ts,
-                       (e.event_data ->> 'timestamp')::float8 AS exact_ts, e.id
+                       {exact_ts} AS exact_ts, e.id
                 FROM {events} e
                 WHERE e.app_name = %(app_name)s AND e.user_id = %(user_id)s
                   AND e.session_id = %(session_id)s {after}
-                ORDER BY e."timestamp" DESC, (e.event_data ->> 'timestamp')::float8 DESC, e.id DESC
+                ORDER BY e."timestamp" DESC, {exact_ts} DESC, e.id DESC
                 LIMIT %(limit)s
             ) x ORDER BY x.ts, x.exact_ts, x.id"""
         )

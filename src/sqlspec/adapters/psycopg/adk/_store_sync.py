@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar, Literal
 
+import psycopg
 from google.adk.errors.already_exists_error import AlreadyExistsError
 from google.adk.errors.session_not_found_error import SessionNotFoundError
 from google.adk.events.event import Event
@@ -38,6 +39,7 @@ from sqlspec.adapters.psycopg.adk._common import (
     pending_versions,
     prune_params,
     recorded_version,
+    redelivery_outcome,
     staged_line,
     translate_errors,
 )
@@ -412,7 +414,13 @@ class PsycopgSyncADKStore(StoreBase):
         if revision is None:
             revision = self._marker_less_revision(session)
         params = append_params(session, event, revision)
-        row = self._fetchone(self.statements.append_event, params)
+        try:
+            row = self._fetchone(self.statements.append_event, params)
+        except psycopg.errors.UniqueViolation:
+            # The event id is stored already and nothing was written: learn whether
+            # this is a retry of the same event (a second round trip, on this path only).
+            stored = self._fetchone(self.statements.stored_event, params)
+            return redelivery_outcome(session, event, stored[0] if stored else None)
         return append_outcome(session, event, params, row)
 
     def _marker_less_revision(self, session: Session) -> int:
