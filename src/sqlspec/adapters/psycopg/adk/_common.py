@@ -6,6 +6,7 @@ everything they make of the answer is decided here, once.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
@@ -61,6 +62,9 @@ __all__ = [
 #: Errors after which a single statement was rolled back whole and may simply run again.
 TRANSIENT_ERRORS = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
 TRANSIENT_ATTEMPTS = 3
+
+#: Line breaks and the indentation around them; no SQL literal here holds one.
+_ONE_LINE = re.compile(rb"\s*\n\s*")
 
 #: Serializes schema changes of one table set (key: ``ADKStatements.lock_key``).
 LOCK = sql.SQL("SELECT pg_advisory_xact_lock(%s)")
@@ -139,6 +143,7 @@ class StoreBase:
             user_states=user_state_table,
         )
         self.statements = ADKStatements(self.tables)
+        self._rendered: dict[int, bytes] = {}
 
     def expire_time(self, now: datetime, ttl: timedelta | None) -> datetime | None:
         """When a session created at ``now`` expires: after ``ttl``, else the store's default."""
@@ -157,6 +162,20 @@ class StoreBase:
             "schema_table": f'"{SCHEMA_TABLE}"',
             "sessions": f'"{self.tables.sessions}"',
         }
+
+    def rendered(self, query: sql.SQL | sql.Composed) -> bytes:
+        """A statement's text, rendered once per store, on one line.
+
+        psycopg would walk a composed statement on every call, and it caches the
+        parsing of queries only up to 4 KiB: rendered once and joined onto one
+        line, the longest statement fits. Keyed by identity: the statements live
+        as long as the store.
+        """
+        key = id(query)
+        text = self._rendered.get(key)
+        if text is None:
+            text = self._rendered[key] = _ONE_LINE.sub(b" ", query.as_bytes(None))
+        return text
 
     @property
     def session_table(self) -> str:

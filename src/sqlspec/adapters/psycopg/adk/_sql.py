@@ -687,7 +687,8 @@ class ADKStatements:
 
         events_columns, events_values = _event_insert_values(sql.SQL("st.line"))
         #: Store staged events (one event JSON per line) in one session and apply
-        #: their merged state deltas, bumping the revision once.
+        #: their merged state deltas, bumping the revision once. Reading the upserts
+        #: locks the app row before the user row, as every statement here does.
         self.import_events = sql.SQL(
             """WITH target AS (
                 UPDATE {sessions} SET
@@ -705,7 +706,6 @@ class ADKStatements:
                 RETURNING 1
             ), {upserts}
             SELECT (SELECT revision FROM target), (SELECT count(*) FROM inserted),
-                -- App row first, then user row, as in create_session.
                 (SELECT count(*) FROM new_app) + (SELECT count(*) FROM new_user)"""
         ).format(
             events_columns=events_columns,

@@ -99,7 +99,7 @@ class PsycopgAsyncADKStore(StoreBase):
                         async with conn.cursor() as cur:
                             # Leaving the pipeline syncs once and collects the result.
                             async with conn.pipeline():
-                                await cur.execute(query, params)
+                                await cur.execute(self.rendered(query), params)
                             return await cur.fetchall()
             except TRANSIENT_ERRORS:
                 if attempt == TRANSIENT_ATTEMPTS:

@@ -99,7 +99,7 @@ class PsycopgSyncADKStore(StoreBase):
                         with conn.cursor() as cur:
                             # Leaving the pipeline syncs once and collects the result.
                             with conn.pipeline():
-                                cur.execute(query, params)
+                                cur.execute(self.rendered(query), params)
                             return cur.fetchall()
             except TRANSIENT_ERRORS:
                 if attempt == TRANSIENT_ATTEMPTS:
