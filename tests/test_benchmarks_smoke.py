@@ -1,0 +1,110 @@
+"""Smoke test of the benchmark suite: ``python -m benchmarks --quick`` with tiny sizes.
+
+One run (a module fixture, against this test run's server) checks that every
+scenario runs and that the report has a row for every implementation. It
+measures nothing worth reading; ``python -m benchmarks`` does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+OURS = (
+    "sqlspec async · service",
+    "sqlspec sync · store",
+    "sqlspec sync · service (thread)",
+    "raw psycopg · async (floor)",
+    "raw psycopg · sync (floor)",
+)
+ADK_PEERS = ("ADK DatabaseSessionService · asyncpg", "ADK DatabaseSessionService · psycopg")
+
+TINY = {
+    "--warmup": 1,
+    "--budget": 0.2,
+    "--appends": 5,
+    "--history": 5,
+    "--gets": 3,
+    "--small-session": 20,
+    "--big-session": 50,
+    "--recent-runs": 3,
+    "--few-sessions": 10,
+    "--many-sessions": 30,
+    "--list-runs": 2,
+    "--page-size": 5,
+    "--page-runs": 3,
+    "--tasks": 4,
+    "--pool-size": 2,
+    "--appends-per-task": 2,
+    "--import-events": 50,
+    "--append-sample": 5,
+    "--export-small": 20,
+    "--export-large": 60,
+}
+
+
+@pytest.fixture(scope="module")
+def quick_run(server_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Run the benchmark command once; its JSON report and its printed table.
+
+    ``server_dsn`` is the server behind the ``dsn`` fixture; the benchmark makes
+    (and drops) a scratch database of its own there, so it leaves ``dsn`` alone.
+    """
+    out = tmp_path_factory.mktemp("bench") / "report.json"
+    args = [sys.executable, "-m", "benchmarks", "--quick", "--dsn", server_dsn]
+    for option, value in TINY.items():
+        args += [option, str(value)]
+    args += ["--json", str(out)]
+    env = {**os.environ, "COLUMNS": "250"}
+    proc = subprocess.run(
+        args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report: dict[str, Any] = json.loads(out.read_text())
+    report["stdout"] = proc.stdout
+    return report
+
+
+def _implementations(report: dict[str, Any]) -> set[str]:
+    return {row["impl"] for row in report["results"] if row["median_ms"] is not None}
+
+
+@pytest.mark.slow
+def test_every_scenario_runs_without_errors(quick_run: dict[str, Any]) -> None:
+    assert quick_run["errors"] == []
+    scenarios = {row["scenario"] for row in quick_run["results"]}
+    assert scenarios == {
+        "1 append",
+        "2 get whole",
+        "3 get recent",
+        "4 list",
+        "5 concurrency",
+        "6 bulk",
+    }
+    assert "targets" in quick_run["stdout"]
+
+
+@pytest.mark.slow
+def test_the_table_has_a_row_for_each_of_our_implementations(quick_run: dict[str, Any]) -> None:
+    measured = _implementations(quick_run)
+    assert set(OURS) <= measured
+    for label in OURS:
+        assert label in quick_run["stdout"]
+
+
+@pytest.mark.slow
+def test_the_table_has_the_adk_peer_rows(quick_run: dict[str, Any]) -> None:
+    for module in ("sqlalchemy", "asyncpg", "greenlet"):
+        pytest.importorskip(module)
+    measured = _implementations(quick_run)
+    assert set(ADK_PEERS) <= measured
+    for label in ADK_PEERS:
+        assert label in quick_run["stdout"]
