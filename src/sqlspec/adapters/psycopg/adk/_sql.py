@@ -127,29 +127,32 @@ def _event_json(alias: str) -> sql.Composable:
     return sql.SQL("('{{' || concat_ws(',', {}) || '}}')").format(sql.SQL(", ").join(members))
 
 
-def _event_insert_values(j: sql.Composable) -> tuple[sql.Composable, sql.Composable]:
-    """The column list and SELECT expressions that split ``json`` event ``j`` into columns.
+def _event_insert_values(
+    j: sql.Composable,
+) -> tuple[sql.Composable, sql.Composable, sql.Composable]:
+    """Split ``json`` event ``j`` into columns: (column list, SELECT list, FROM item).
 
-    ``->`` on ``json`` hands back each member's text exactly as written.
+    ``json_to_record`` parses the event once (``->`` would parse it per column) and
+    hands back ``json`` members as the text they were written as. The FROM item
+    (alias ``r``) goes after the one that provides ``j``.
     """
-    j = sql.SQL("({})").format(j)
+    types = {"text": "text", "boolean": "boolean", "json": "json", "json_text": "json"}
+    fields: list[sql.Composable] = [sql.SQL("id text")]
     columns: list[sql.Composable] = [sql.Identifier("id")]
-    values: list[sql.Composable] = [sql.SQL("{} ->> 'id'").format(j)]
+    values: list[sql.Composable] = [sql.SQL("r.id")]
     for column, field, kind in EVENT_COLUMNS:
         columns.append(sql.Identifier(column))
-        key = sql.Literal(field)
-        if kind == "text":
-            values.append(sql.SQL("{} ->> {}").format(j, key))
-        elif kind == "boolean":
-            values.append(sql.SQL("({} ->> {})::boolean").format(j, key))
-        elif kind == "json":
-            values.append(sql.SQL("{} -> {}").format(j, key))
+        field_id = sql.Identifier(field)
+        fields.append(sql.SQL("{} {}").format(field_id, sql.SQL(types.get(kind, "json"))))
+        if kind in ("text", "boolean", "json"):
+            values.append(sql.SQL("r.{}").format(field_id))
         elif kind == "json_text":
-            values.append(sql.SQL("({} -> {})::text").format(j, key))
+            values.append(sql.SQL("r.{}::text").format(field_id))
         else:
-            values.append(sql.SQL("convert_to(({} -> {})::text, 'UTF8')").format(j, key))
+            values.append(sql.SQL("convert_to(r.{}::text, 'UTF8')").format(field_id))
+    fields.append(sql.SQL('"timestamp" float8'))
     columns.append(sql.Identifier("timestamp"))
-    values.append(sql.SQL("to_timestamp(({} ->> 'timestamp')::float8)").format(j))
+    values.append(sql.SQL('to_timestamp(r."timestamp")'))
     in_columns = sql.SQL("ARRAY[{}]::text[]").format(
         sql.SQL(", ").join(sql.Literal(f) for f in ("id", *(f for _, f, _ in EVENT_COLUMNS)))
     )
@@ -158,9 +161,10 @@ def _event_insert_values(j: sql.Composable) -> tuple[sql.Composable, sql.Composa
         sql.SQL(
             "(SELECT json_object_agg(f.key, f.value) FROM json_each({}) AS f "
             "WHERE f.key <> ALL ({}))"
-        ).format(j, in_columns)
+        ).format(sql.SQL("({})").format(j), in_columns)
     )
-    return sql.SQL(", ").join(columns), sql.SQL(", ").join(values)
+    record = sql.SQL("json_to_record({}) AS r({})").format(j, sql.SQL(", ").join(fields))
+    return sql.SQL(", ").join(columns), sql.SQL(", ").join(values), record
 
 
 class ADKStatements:
@@ -487,7 +491,7 @@ class ADKStatements:
               AND {live}"""
         ).format(**names)
 
-        insert_columns, insert_values = _event_insert_values(sql.SQL("ev.j"))
+        insert_columns, insert_values, insert_record = _event_insert_values(sql.SQL("ev.j"))
         #: Check the revision, write the event and every state delta, all in one
         #: statement: the UPDATE's row lock makes a second writer from the same
         #: revision match no row, and the events primary key refuses an id stored
@@ -510,7 +514,7 @@ class ADKStatements:
             ), inserted AS (
                 INSERT INTO {events} (session_id, app_name, user_id, {insert_columns})
                 SELECT %(session_id)s, %(app_name)s, %(user_id)s, {insert_values}
-                FROM ev, bumped
+                FROM ev, bumped, {insert_record}
             ), {upserts}
             SELECT (SELECT revision FROM bumped) AS revision,
                 (SELECT count(*) FROM new_app) + (SELECT count(*) FROM new_user) AS upserts,
@@ -527,6 +531,7 @@ class ADKStatements:
         ).format(
             insert_columns=insert_columns,
             insert_values=insert_values,
+            insert_record=insert_record,
             upserts=upsert_app.format(
                 a_cte=sql.Identifier("new_app"),
                 u_cte=sql.Identifier("new_user"),
@@ -620,7 +625,9 @@ class ADKStatements:
             ),
         )
 
-        staged_columns, staged_values = _event_insert_values(sql.SQL("st.line -> 'event'"))
+        staged_columns, staged_values, staged_record = _event_insert_values(
+            sql.SQL("st.line -> 'event'")
+        )
         #: A transaction-scoped table that COPY fills with one JSON line per row.
         self.create_staging = sql.SQL(
             "CREATE TEMP TABLE sqlspec_staging (seq bigserial, line json NOT NULL) ON COMMIT DROP"
@@ -658,7 +665,7 @@ class ADKStatements:
                 INSERT INTO {events} (app_name, user_id, session_id, {staged_columns})
                 SELECT st.line ->> 'app_name', st.line ->> 'user_id', st.line ->> 'session_id',
                        {staged_values}
-                FROM sqlspec_staging st
+                FROM sqlspec_staging st, {staged_record}
                 WHERE st.line ->> 'kind' = 'event' AND (
                     EXISTS (SELECT 1 FROM {sessions} s
                             WHERE s.app_name = st.line ->> 'app_name'
@@ -683,9 +690,14 @@ class ADKStatements:
                     || ',' || count(*) FILTER (WHERE line ->> 'kind' = 'session')
                     || ',' || count(*) FILTER (WHERE line ->> 'kind' = 'event')
                     FROM sqlspec_staging)"""
-        ).format(staged_columns=staged_columns, staged_values=staged_values, **names)
+        ).format(
+            staged_columns=staged_columns,
+            staged_values=staged_values,
+            staged_record=staged_record,
+            **names,
+        )
 
-        events_columns, events_values = _event_insert_values(sql.SQL("st.line"))
+        events_columns, events_values, events_record = _event_insert_values(sql.SQL("st.line"))
         #: Store staged events (one event JSON per line) in one session and apply
         #: their merged state deltas, bumping the revision once. Reading the upserts
         #: locks the app row before the user row, as every statement here does.
@@ -702,7 +714,7 @@ class ADKStatements:
             ), inserted AS (
                 INSERT INTO {events} (session_id, app_name, user_id, {events_columns})
                 SELECT %(session_id)s, %(app_name)s, %(user_id)s, {events_values}
-                FROM sqlspec_staging st, target ORDER BY st.seq
+                FROM sqlspec_staging st, target, {events_record} ORDER BY st.seq
                 RETURNING 1
             ), {upserts}
             SELECT (SELECT revision FROM target), (SELECT count(*) FROM inserted),
@@ -710,6 +722,7 @@ class ADKStatements:
         ).format(
             events_columns=events_columns,
             events_values=events_values,
+            events_record=events_record,
             upserts=upsert_app.format(
                 a_cte=sql.Identifier("new_app"),
                 u_cte=sql.Identifier("new_user"),
