@@ -224,12 +224,6 @@ async def test_nan_inside_an_event_reads_back_as_null(db_service: Any) -> None:
     tally("stored-documented-lossy")
 
 
-@needs_fix(
-    "append_outcome compares the stored event with the original, in which NaN is not "
-    "null: an identical retry raises AlreadyExistsError. Compare JSON forms instead: "
-    "_common.append_outcome: `if stored_event == _codec.encode_event(event)` (or compare "
-    "`decode_event(stored).model_dump(mode='json')` with `event.model_dump(mode='json')`)"
-)
 async def test_identical_retry_of_an_event_holding_nan_is_a_no_op(db_service: Any) -> None:
     session = await new_session(db_service)
     event = Event(author="model", custom_metadata={"score": math.nan})
@@ -267,12 +261,6 @@ async def test_odd_get_session_configs_answer_or_raise_a_typed_error(
     assert len(got.events) in (0, 1)
 
 
-@needs_fix(
-    "an event timestamp no datetime can hold (NaN, inf, 1e20, -1e12) escapes as a raw "
-    "ValueError/OverflowError from datetime.fromtimestamp. _codec.to_datetime: wrap in "
-    "`try: ... except (ValueError, OverflowError, OSError) as exc: raise InvalidValueError("
-    "f'event timestamp {timestamp!r} is not a storable time') from exc`"
-)
 @pytest.mark.parametrize("timestamp", [math.nan, math.inf, 1e20, -1e12], ids=str)
 async def test_unrepresentable_event_timestamp_is_a_typed_error(
     db_service: Any, dsn: str, timestamp: float
@@ -383,16 +371,6 @@ async def test_values_without_a_json_form_are_stored_as_text_with_a_warning(
     tally("stored-string-form")
 
 
-SURROGATE_NEEDS_FIX = needs_fix(
-    "a lone surrogate (text decoded with surrogateescape, say) escapes as a raw "
-    "PydanticSerializationError or UnicodeEncodeError, after a misleading 'string form "
-    "is stored instead' warning. _codec.encode_state/encode_event and check_ids: catch "
-    "UnicodeEncodeError (and PydanticSerializationError caused by it) and raise "
-    "InvalidValueError('... is not valid Unicode (lone surrogate) ...')"
-)
-
-
-@SURROGATE_NEEDS_FIX
 @pytest.mark.parametrize(
     "state",
     [{"k": "bad \udcff byte"}, {"\ud800": 1}, {"user:k": ["\udfff"]}],
@@ -407,7 +385,6 @@ async def test_lone_surrogates_in_state_are_a_typed_error(
     assert fingerprint(dsn) == before
 
 
-@SURROGATE_NEEDS_FIX
 @pytest.mark.parametrize("field", ["app_name", "user_id", "session_id"])
 async def test_lone_surrogates_in_ids_are_a_typed_error(
     db_service: Any, dsn: str, field: str
@@ -419,7 +396,6 @@ async def test_lone_surrogates_in_ids_are_a_typed_error(
     assert fingerprint(dsn) == before
 
 
-@SURROGATE_NEEDS_FIX
 async def test_lone_surrogate_in_event_text_is_a_typed_error(db_service: Any, dsn: str) -> None:
     session = await new_session(db_service)
     before = fingerprint(dsn)
@@ -428,13 +404,6 @@ async def test_lone_surrogate_in_event_text_is_a_typed_error(db_service: Any, ds
     assert fingerprint(dsn) == before
 
 
-@needs_fix(
-    "bytes that are not UTF-8 make pydantic's fallback serializer raise too: a raw "
-    "PydanticSerializationError instead of the README's 'string form with a warning'. "
-    "_codec.encode_state: fall back to `pydantic_core.to_json(value, inf_nan_mode="
-    "'constants', serialize_unknown=True, bytes_mode='base64')` (or to ADK's "
-    "_make_json_serializable), and turn a still-failing value into InvalidValueError"
-)
 async def test_non_utf8_bytes_are_stored_in_a_string_form_or_refused(
     db_service: Any, dsn: str
 ) -> None:
@@ -447,16 +416,6 @@ async def test_non_utf8_bytes_are_stored_in_a_string_form_or_refused(
     assert isinstance((await load(db_service)).state["k"], str)
 
 
-WRONG_TYPES_NEED_FIX = needs_fix(
-    "a wrong type reaches the driver or a str method: app_name/user_id=None become a raw "
-    "psycopg NotNullViolation (check_ids skips None), a non-str session_id or state key a "
-    "raw AttributeError ('.strip'/'.startswith'), a non-dict state an AttributeError. "
-    "_codec.check_ids: refuse None for required ids; new_session_id: refuse non-str; "
-    "split_state: refuse non-Mapping state and non-str keys, all with InvalidValueError"
-)
-
-
-@WRONG_TYPES_NEED_FIX
 @pytest.mark.parametrize(
     "kwargs",
     [
@@ -549,7 +508,7 @@ async def test_deeply_nested_state_is_lossless_or_refused(
     [
         pytest.param(150, id="150"),
         pytest.param(201, marks=DEEP_NEEDS_FIX, id="201"),
-        pytest.param(1000, marks=DEEP_NEEDS_FIX, id="1000"),
+        pytest.param(1000, id="1000"),
     ],
 )
 async def test_deeply_nested_delta_and_event_are_lossless_or_refused(
@@ -687,11 +646,6 @@ async def test_event_text_fields_longer_than_their_columns_are_refused(
     tally("refused")
 
 
-@needs_fix(
-    "delete_session checks the length of the session id before stripping it, where "
-    "create/get strip first: a padded id that create accepted cannot be deleted. "
-    "_store_async.delete_session (and its sync twin): strip, then check_ids"
-)
 async def test_padded_session_id_accepted_by_create_is_accepted_by_delete(db_service: Any) -> None:
     padded = " " * 10 + "p" * 120 + " " * 10
     await db_service.create_session(app_name=APP, user_id=USER, session_id=padded)

@@ -534,19 +534,6 @@ def test_near_compares_to_a_microsecond() -> None:
     assert Near(1.0) != Near(1.00001)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "needs library fix: a failed append (SessionNotFoundError, StaleSessionError, "
-        "InvalidValueError, a connection error) has already applied the event's temp: keys "
-        "to the caller's session and trimmed them from the caller's event, where ADK's "
-        "in-memory service checks first and changes nothing. SQLSpecSessionService."
-        "append_event (and the sync twin): store a trimmed copy first "
-        "(`stored = event.model_copy(deep=True); self._trim_temp_delta_state(stored)`), "
-        "and only after the store succeeded call _apply_temp_state/_trim_temp_delta_state "
-        "on the caller's objects and _commit_event_to_session"
-    ),
-)
 @pytest.mark.parametrize("kind", ["async", "sync"])
 async def test_failed_append_leaves_session_and_event_as_they_were(dsn: str, kind: str) -> None:
     config: Any

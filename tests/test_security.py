@@ -463,18 +463,6 @@ async def test_wrong_password_never_shows_in_errors_logs_or_reprs(
     assert any("password authentication failed" in t for t in texts)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "needs library fix: a wrong password makes every call wait the pool's whole "
-        "timeout (30 s by default) and raise psycopg_pool.PoolTimeout('couldn't get a "
-        "connection after ...'), the cause only in a log line. In provide_pool, open the "
-        "pool with `await pool.open(wait=True, timeout=...)` and, on failure, connect once "
-        "directly to raise DatabaseUnavailableError('cannot connect to <masked conninfo>: "
-        "password authentication failed for user ...') from None; keep failing fast while "
-        "the error is not transient (28P01, 28000, 3D000)"
-    ),
-)
 async def test_wrong_password_fails_fast_with_the_cause(
     password_server: tuple[ThrowawayServer, str, str],
 ) -> None:
@@ -597,19 +585,6 @@ async def test_service_works_under_a_dml_only_role(dsn: str, restricted_role: st
         await service.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "needs library fix: create_tables() run by the application's DML-only role on a "
-        "schema that is already current fails with a raw psycopg InsufficientPrivilege "
-        "(it always runs CREATE TABLE IF NOT EXISTS on the schema-version table and "
-        "rewrites the version row), so an app cannot call it at start-up under least "
-        "privilege. migrate(): read the recorded version first and return without DDL "
-        "or writes when it is current; otherwise raise a typed error "
-        "(SchemaVersionError('schema at version N needs migrating: run create_tables() "
-        "as a role that owns the tables'))"
-    ),
-)
 async def test_create_tables_under_a_dml_only_role_is_a_no_op_when_current(
     dsn: str, restricted_role: str
 ) -> None:

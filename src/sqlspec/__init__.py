@@ -1,17 +1,21 @@
 """Durable Google ADK session storage on PostgreSQL through psycopg 3."""
 
 from sqlspec.exceptions import (
+    DatabaseUnavailableError,
     ImproperConfigurationError,
     InvalidValueError,
     MissingTablesError,
+    PoolExhaustedError,
     SchemaVersionError,
     SQLSpecError,
 )
 
 __all__ = [
+    "DatabaseUnavailableError",
     "ImproperConfigurationError",
     "InvalidValueError",
     "MissingTablesError",
+    "PoolExhaustedError",
     "SQLSpecError",
     "SchemaVersionError",
 ]

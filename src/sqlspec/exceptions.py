@@ -7,9 +7,11 @@ bad input), so code written against ADK's own services keeps working.
 from __future__ import annotations
 
 __all__ = [
+    "DatabaseUnavailableError",
     "ImproperConfigurationError",
     "InvalidValueError",
     "MissingTablesError",
+    "PoolExhaustedError",
     "SQLSpecError",
     "SchemaVersionError",
 ]
@@ -41,5 +43,21 @@ class MissingTablesError(SQLSpecError, RuntimeError):
 
 class SchemaVersionError(SQLSpecError, RuntimeError):
     """The database schema is at a version this library cannot migrate; the message says why."""
+
+    __module__ = "sqlspec"
+
+
+class DatabaseUnavailableError(SQLSpecError, ConnectionError):
+    """The server could not be reached, or the connection broke during the call.
+
+    A write that failed this way may or may not have been applied; retrying an
+    append with the same event is safe (a stored event is not stored twice).
+    """
+
+    __module__ = "sqlspec"
+
+
+class PoolExhaustedError(SQLSpecError, TimeoutError):
+    """No pooled connection came free in time; the message names the pool's limits."""
 
     __module__ = "sqlspec"

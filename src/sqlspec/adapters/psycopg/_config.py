@@ -13,15 +13,19 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
+import psycopg
 from psycopg import AsyncConnection, AsyncServerCursor, Connection, ServerCursor
 from psycopg.pq import TransactionStatus
 from psycopg.rows import AsyncRowFactory, RowFactory, TupleRow
-from psycopg_pool import AsyncConnectionPool, ConnectionPool
+from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout, TooManyRequests
 
 from sqlspec.adapters.psycopg._embedded import embedded_conninfo
 from sqlspec.adapters.psycopg._settings import PoolSettings, masked_conninfo
 
 __all__ = ["PsycopgAsyncConfig", "PsycopgSyncConfig"]
+
+#: Seconds a direct connection that diagnoses a pool failure may take.
+PROBE_TIMEOUT = 2
 
 
 def _hold_outside_transactions(
@@ -132,6 +136,11 @@ class PsycopgAsyncConfig(_ConfigBase):
         # An async pool is bound to the loop that opened it; a pool left by an
         # earlier loop (say, a previous asyncio.run()) is replaced, not reused.
         conninfo = await asyncio.to_thread(self.resolve_conninfo)
+        # One direct connection first: a wrong password or an unreachable server
+        # fails now, with its cause, not after the pool's timeout.
+        cause = await self._connect_error(conninfo)
+        if cause is not None:
+            raise self.settings.pool_error({}, conninfo, cause) from cause
         new_pool: AsyncConnectionPool[AsyncConnection[TupleRow]] = AsyncConnectionPool(
             conninfo,
             kwargs=self.settings.connect_kwargs,
@@ -154,11 +163,31 @@ class PsycopgAsyncConfig(_ConfigBase):
         """Lend a pooled connection; it goes back to the pool when the block ends.
 
         On leaving the block an open transaction is committed, or rolled back if
-        the block raised (``psycopg_pool``'s connection context behaviour).
+        the block raised (``psycopg_pool``'s connection context behaviour). No
+        connection in time raises :class:`~sqlspec.PoolExhaustedError`, or
+        :class:`~sqlspec.DatabaseUnavailableError` when the server is unreachable.
         """
         pool = await self.provide_pool()
-        async with pool.connection() as conn:
-            yield conn
+        acquired = False
+        try:
+            async with pool.connection() as conn:
+                acquired = True
+                yield conn
+        except (PoolTimeout, TooManyRequests) as exc:
+            if acquired:
+                raise
+            raise self.settings.pool_error(pool.get_stats(), str(pool.conninfo), None) from exc
+
+    async def _connect_error(self, conninfo: str) -> psycopg.OperationalError | None:
+        """Why a direct connection fails, or ``None`` if it succeeds."""
+        try:
+            conn = await AsyncConnection.connect(
+                conninfo, connect_timeout=PROBE_TIMEOUT, **self.settings.connect_kwargs
+            )
+        except psycopg.OperationalError as exc:
+            return exc
+        await conn.close()
+        return None
 
     async def create_connection(self) -> AsyncConnection[TupleRow]:
         """Open a standalone connection, outside the pool; the caller closes it."""
@@ -212,8 +241,12 @@ class PsycopgSyncConfig(_ConfigBase):
             return pool
         with self._open_lock:
             if self._pool is None:
+                conninfo = self.resolve_conninfo()
+                cause = self._connect_error(conninfo)
+                if cause is not None:
+                    raise self.settings.pool_error({}, conninfo, cause) from cause
                 new_pool: ConnectionPool[Connection[TupleRow]] = ConnectionPool(
-                    self.resolve_conninfo(),
+                    conninfo,
                     kwargs=self.settings.connect_kwargs,
                     open=False,
                     configure=self._configure,
@@ -228,11 +261,29 @@ class PsycopgSyncConfig(_ConfigBase):
     def provide_connection(self) -> Iterator[Connection[TupleRow]]:
         """Lend a pooled connection; it goes back to the pool when the block ends.
 
-        On leaving the block an open transaction is committed, or rolled back if
-        the block raised (``psycopg_pool``'s connection context behaviour).
+        Behaves as :meth:`PsycopgAsyncConfig.provide_connection`.
         """
-        with self.provide_pool().connection() as conn:
-            yield conn
+        pool = self.provide_pool()
+        acquired = False
+        try:
+            with pool.connection() as conn:
+                acquired = True
+                yield conn
+        except (PoolTimeout, TooManyRequests) as exc:
+            if acquired:
+                raise
+            raise self.settings.pool_error(pool.get_stats(), str(pool.conninfo), None) from exc
+
+    def _connect_error(self, conninfo: str) -> psycopg.OperationalError | None:
+        """Why a direct connection fails, or ``None`` if it succeeds."""
+        try:
+            conn = Connection.connect(
+                conninfo, connect_timeout=PROBE_TIMEOUT, **self.settings.connect_kwargs
+            )
+        except psycopg.OperationalError as exc:
+            return exc
+        conn.close()
+        return None
 
     def create_connection(self) -> Connection[TupleRow]:
         """Open a standalone connection, outside the pool; the caller closes it."""

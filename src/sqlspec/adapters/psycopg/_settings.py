@@ -14,7 +14,12 @@ from typing import Any
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from sqlspec.exceptions import ImproperConfigurationError
+from sqlspec.exceptions import (
+    DatabaseUnavailableError,
+    ImproperConfigurationError,
+    PoolExhaustedError,
+    SQLSpecError,
+)
 
 __all__ = ["PoolSettings", "masked_conninfo"]
 
@@ -149,6 +154,36 @@ class PoolSettings:
             pool=pool,
             autocommit=config.get("autocommit", True),
             prepare_threshold=config.get("prepare_threshold", 5),
+        )
+
+    def pool_error(
+        self, stats: Mapping[str, int], conninfo: str, cause: BaseException | None
+    ) -> SQLSpecError:
+        """The typed error for a pool that gave no connection in time.
+
+        ``cause`` is why a direct connection just failed, if it did. Otherwise a pool
+        short of ``max_size`` connections could not open more (the server is
+        unreachable); a full one is too small for the load.
+        """
+        if cause is not None:
+            return DatabaseUnavailableError(
+                f"cannot connect to {masked_conninfo(conninfo)}: {str(cause).strip()}"
+            )
+        max_size = self.pool.get("max_size", self.pool.get("min_size", 4))
+        if stats.get("pool_size", max_size) < max_size:
+            # Short of connections yet unable to open more: the server is the problem.
+            return DatabaseUnavailableError(
+                f"no connection to {masked_conninfo(conninfo)} within "
+                f"timeout={self.pool.get('timeout', 30.0)}s: the pool holds "
+                f"{stats.get('pool_size', 0)} of max_size={max_size} connections and cannot "
+                "open more (psycopg_pool logs why each attempt failed)"
+            )
+        return PoolExhaustedError(
+            f"no pooled connection came free within timeout={self.pool.get('timeout', 30.0)}s: "
+            f"all max_size={max_size} connections are in use and "
+            f"{stats.get('requests_waiting', 0)} callers wait "
+            f"(max_waiting={self.pool.get('max_waiting', 0)}); raise max_size or timeout, "
+            "or lower the concurrency"
         )
 
     @property

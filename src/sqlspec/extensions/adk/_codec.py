@@ -50,24 +50,47 @@ EVENT_TEXT_MAX_LENGTH = 256
 
 
 def check_ids(**ids: str | None) -> None:
-    """Refuse ids PostgreSQL cannot store in their columns, before anything is sent."""
+    """Refuse ids PostgreSQL cannot store in their columns, before anything is sent.
+
+    ``None`` passes: it stands for "any" where an id is optional (list filters).
+    """
     for name, value in ids.items():
-        if value is None:
-            continue
-        if not isinstance(value, str):
-            raise InvalidValueError(f"{name} must be a str, got {type(value).__name__}")
-        if len(value) > ID_MAX_LENGTH:
-            raise InvalidValueError(
-                f"{name} is {len(value)} characters long; the column holds at most {ID_MAX_LENGTH}"
-            )
-        if "\x00" in value:
-            raise InvalidValueError(
-                f"{name} contains a NUL character, which PostgreSQL cannot store"
-            )
+        if value is not None:
+            check_id(name, value)
+
+
+def check_required_ids(**ids: str) -> None:
+    """As :func:`check_ids`, for ids that must be given."""
+    for name, value in ids.items():
+        check_id(name, value)
+
+
+def check_id(name: str, value: object) -> None:
+    """Refuse one id PostgreSQL cannot store in its column."""
+    if not isinstance(value, str):
+        raise InvalidValueError(f"{name} must be a str, got {type(value).__name__}")
+    if not _is_utf8(value):
+        raise InvalidValueError(f"{name} holds a lone surrogate, which is not valid UTF-8")
+    if len(value) > ID_MAX_LENGTH:
+        raise InvalidValueError(
+            f"{name} is {len(value)} characters long; the column holds at most {ID_MAX_LENGTH}"
+        )
+    if "\x00" in value:
+        raise InvalidValueError(f"{name} contains a NUL character, which PostgreSQL cannot store")
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def new_session_id(session_id: str | None) -> str:
     """The id a new session gets: the caller's, stripped as ADK does, or a fresh UUID."""
+    if session_id is not None and not isinstance(session_id, str):
+        raise InvalidValueError(f"session_id must be a str, got {type(session_id).__name__}")
     session_id = session_id.strip() if session_id else None
     return session_id or str(uuid.uuid4())
 
@@ -97,13 +120,20 @@ def encode_state(value: Mapping[str, Any]) -> str:
             "is stored instead.",
             exc_info=True,
         )
-        return pydantic_core.to_json(
-            value, inf_nan_mode="constants", serialize_unknown=True
-        ).decode()
+        try:
+            return pydantic_core.to_json(
+                value, inf_nan_mode="constants", serialize_unknown=True
+            ).decode()
+        except (pydantic_core.PydanticSerializationError, ValueError) as exc:
+            raise InvalidValueError(f"session state cannot be stored as JSON: {exc}") from exc
 
 
 def split_state(state: Mapping[str, Any] | None) -> StateDeltas:
     """Split a state mapping into app, user and session parts; ``temp:`` keys are dropped."""
+    if state is not None and not isinstance(state, Mapping):
+        raise InvalidValueError(f"state must be a dict, got {type(state).__name__}")
+    if state and not all(isinstance(key, str) for key in state):
+        raise InvalidValueError("state keys must be str")
     app: dict[str, Any] = {}
     user: dict[str, Any] = {}
     session: dict[str, Any] = {}
@@ -145,7 +175,10 @@ def encode_event(event: Event) -> str:
         raise InvalidValueError(
             f"event.id is {len(event.id)} characters long; the column holds at most {ID_MAX_LENGTH}"
         )
-    return event.model_dump_json(exclude_none=True)
+    try:
+        return event.model_dump_json(exclude_none=True)
+    except (pydantic_core.PydanticSerializationError, ValueError) as exc:
+        raise InvalidValueError(f"event {event.id} cannot be stored as JSON: {exc}") from exc
 
 
 def decode_events(texts: Sequence[str] | None) -> list[Event]:
@@ -164,7 +197,10 @@ def decode_event(text: str) -> Event:
 
 def to_datetime(timestamp: float) -> datetime:
     """An epoch timestamp as the aware datetime a ``TIMESTAMPTZ`` column keeps (microseconds)."""
-    return datetime.fromtimestamp(timestamp, tz=timezone.utc)
+    try:
+        return datetime.fromtimestamp(timestamp, tz=timezone.utc)
+    except (ValueError, OverflowError, OSError) as exc:
+        raise InvalidValueError(f"timestamp {timestamp!r} is not a storable time") from exc
 
 
 def merge_state(

@@ -27,7 +27,7 @@ from google.adk.events.event import Event
 from google.adk.sessions.base_session_service import BaseSessionService, GetSessionConfig
 from google.adk.sessions.session import Session
 
-from sqlspec.extensions.adk._codec import SessionPage
+from sqlspec.extensions.adk._codec import SessionPage, without_temp_keys
 from sqlspec.extensions.adk._store import AsyncADKStore, SyncADKStore
 
 __all__ = ["SQLSpecSessionService", "SyncSQLSpecSessionService"]
@@ -64,17 +64,16 @@ class SQLSpecSessionService(BaseSessionService):
         service.store = store
         return service
 
-    def _before_append(self, session: Session, event: Event) -> bool:
-        """Apply ADK's in-memory rules before storing; ``False`` if nothing is to be stored."""
-        if event.partial:
-            return False
-        self._apply_temp_state(session, event)
-        self._trim_temp_delta_state(event)
-        return True
-
     def _after_append(self, session: Session, event: Event, stored: bool) -> Event:
-        """Reflect a stored event in the in-memory session, as ADK's services do."""
+        """Once the event is stored, apply ADK's in-memory rules to the caller's objects.
+
+        Until then they stay as they were: a failed append (stale session, bad
+        value, lost connection) leaves the session and the event untouched, as
+        ADK's in-memory service does, and a re-delivered event changes nothing.
+        """
         if stored:
+            self._apply_temp_state(session, event)
+            self._trim_temp_delta_state(event)
             self._commit_event_to_session(session, event)
         return event
 
@@ -147,10 +146,10 @@ class SQLSpecSessionService(BaseSessionService):
         Raises ``StaleSessionError`` if another writer appended since ``session``
         was loaded, and ``SessionNotFoundError`` if it no longer exists.
         """
-        stored = False
-        if self._before_append(session, event):
-            store: AsyncADKStore = self.store
-            stored = await store.append_event(session, event)
+        if event.partial:
+            return event
+        store: AsyncADKStore = self.store
+        stored = await store.append_event(session, without_temp_keys(event))
         return self._after_append(session, event, stored)
 
     async def close(self) -> None:
@@ -265,7 +264,9 @@ class SyncSQLSpecSessionService(SQLSpecSessionService):
         return self._call(self._append_event, session, event)
 
     def _append_event(self, session: Session, event: Event) -> Event:
-        stored = self._before_append(session, event) and self.store.append_event(session, event)
+        if event.partial:
+            return event
+        stored = self.store.append_event(session, without_temp_keys(event))
         return self._after_append(session, event, stored)
 
     def close(self) -> None:  # type: ignore[override]

@@ -29,6 +29,7 @@ from sqlspec.adapters.psycopg.adk._sql import (
     TableNames,
 )
 from sqlspec.exceptions import (
+    DatabaseUnavailableError,
     ImproperConfigurationError,
     InvalidValueError,
     MissingTablesError,
@@ -96,6 +97,13 @@ def translate_errors() -> Iterator[None]:
     except psycopg.errors.UndefinedTable as exc:
         raise MissingTablesError(
             f"{exc.diag.message_primary}; call the store's create_tables() first"
+        ) from exc
+    except TRANSIENT_ERRORS:
+        raise  # a deadlock or serialization failure: the caller may run the statement again
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailableError(
+            f"the database connection failed during the call, which may or may not have "
+            f"been applied: {exc}"
         ) from exc
     except psycopg.DataError as exc:
         raise InvalidValueError(
@@ -191,8 +199,8 @@ class StoreBase:
         self, app_name: str, user_id: str, session_id: str, config: GetSessionConfig | None
     ) -> tuple[sql.Composed, dict[str, Any]]:
         """The statement and parameters that load one session as ``config`` asks."""
-        session_id = session_id.strip() if session_id else session_id
-        _codec.check_ids(app_name=app_name, user_id=user_id, session_id=session_id)
+        session_id = session_id.strip() if isinstance(session_id, str) else session_id
+        _codec.check_required_ids(app_name=app_name, user_id=user_id, session_id=session_id)
         params: dict[str, Any] = {
             "app_name": app_name,
             "user_id": user_id,
@@ -236,7 +244,8 @@ class StoreBase:
         order_by: str = "update_time",
     ) -> tuple[sql.Composed, dict[str, Any]]:
         """The statement and parameters that list an app's (or a user's) sessions."""
-        _codec.check_ids(app_name=app_name, user_id=user_id)
+        _codec.check_required_ids(app_name=app_name)
+        _codec.check_ids(user_id=user_id)
         if order_by not in LIST_ORDERS:
             raise InvalidValueError(f"order_by must be one of {LIST_ORDERS}, got {order_by!r}")
         if limit is not None and (
@@ -303,7 +312,9 @@ class StoreBase:
 
 def append_params(session: Session, event: Event, revision: int) -> dict[str, Any]:
     """Parameters of :attr:`ADKStatements.append_event` for ``event`` on ``session``."""
-    _codec.check_ids(app_name=session.app_name, user_id=session.user_id, session_id=session.id)
+    _codec.check_required_ids(
+        app_name=session.app_name, user_id=session.user_id, session_id=session.id
+    )
     deltas = _codec.split_state(event.actions.state_delta if event.actions else None)
     return {
         "app_name": session.app_name,
@@ -332,8 +343,20 @@ def append_outcome(
     if current_revision is None:
         raise SessionNotFoundError(f"Session {session.id} not found.")
     if stored_event is not None:
+        if current_revision == params["revision"] + 1 and _same_event(stored_event, event):
+            # Our own earlier attempt is the last write (its answer was lost): the
+            # event is stored, and the session object catches up with it.
+            _codec.set_revision(session, current_revision)
+            session.last_update_time = params["update_time"].timestamp()
+            return True
         return redelivery_outcome(session, event, stored_event)
     raise StaleSessionError(_STALE_MESSAGE)
+
+
+def _same_event(stored_event: str, event: Event) -> bool:
+    """Whether the stored JSON is this event's (compared as JSON: NaN stored as null)."""
+    stored = _codec.decode_event(stored_event).model_dump_json(exclude_none=True)
+    return stored == _codec.encode_event(event)
 
 
 def redelivery_outcome(session: Session, event: Event, stored_event: str | None) -> bool:
@@ -341,7 +364,7 @@ def redelivery_outcome(session: Session, event: Event, stored_event: str | None)
 
     Returns ``False`` (nothing to do) for the same event; raises for another one.
     """
-    if stored_event is not None and _codec.decode_event(stored_event) == event:
+    if stored_event is not None and _same_event(stored_event, event):
         return False
     raise AlreadyExistsError(
         f"Event {event.id} is already stored in session {session.id} with other content."

@@ -125,6 +125,9 @@ class PsycopgSyncADKStore(StoreBase):
         Raises:
             SchemaVersionError: the database holds a version newer than this library knows.
         """
+        if self.schema_version() == SCHEMA_VERSION:
+            # Up to date: no DDL, so a role that may only read and write rows can call it.
+            return SCHEMA_VERSION, SCHEMA_VERSION
         params = self.schema_params()
         with translate_errors():
             with (
@@ -193,7 +196,7 @@ class PsycopgSyncADKStore(StoreBase):
             AlreadyExistsError: the app and user already have a session with this id.
         """
         session_id = _codec.new_session_id(session_id)
-        _codec.check_ids(app_name=app_name, user_id=user_id, session_id=session_id)
+        _codec.check_required_ids(app_name=app_name, user_id=user_id, session_id=session_id)
         deltas = _codec.split_state(state)
         now = datetime.now(timezone.utc)
         row = self._fetchone(
@@ -299,7 +302,7 @@ class PsycopgSyncADKStore(StoreBase):
             SessionNotFoundError: no such session (nothing is stored).
             AlreadyExistsError: an event id is already stored in the session.
         """
-        _codec.check_ids(app_name=app_name, user_id=user_id, session_id=session_id)
+        _codec.check_required_ids(app_name=app_name, user_id=user_id, session_id=session_id)
         batch = EventBatch()
         with translate_errors(), duplicate_events_error(session_id):
             with (
@@ -383,16 +386,17 @@ class PsycopgSyncADKStore(StoreBase):
 
     def delete_session(self, *, app_name: str, user_id: str, session_id: str) -> bool:
         """Delete a session and, by cascade, its events; ``False`` if there was none."""
-        _codec.check_ids(app_name=app_name, user_id=user_id, session_id=session_id)
+        session_id = session_id.strip() if isinstance(session_id, str) else session_id
+        _codec.check_required_ids(app_name=app_name, user_id=user_id, session_id=session_id)
         rows = self._run(
             self.statements.delete_session,
-            {"app_name": app_name, "user_id": user_id, "session_id": session_id.strip()},
+            {"app_name": app_name, "user_id": user_id, "session_id": session_id},
         )
         return bool(rows[0][0])
 
     def get_user_state(self, *, app_name: str, user_id: str) -> dict[str, Any]:
         """The user's ``user:`` state, keys without the prefix; ``{}`` if none."""
-        _codec.check_ids(app_name=app_name, user_id=user_id)
+        _codec.check_required_ids(app_name=app_name, user_id=user_id)
         row = self._fetchone(
             self.statements.get_user_state, {"app_name": app_name, "user_id": user_id}
         )
