@@ -297,19 +297,6 @@ async def test_a_pickle_planted_in_actions_is_never_unpickled(
     print(f"pickle protocol {protocol} in actions: {outcome}")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "needs library fix: an event row whose actions column holds text that is not "
-        "JSON (a hand-made or legacy row: a pickle of protocol 0 is ASCII) makes every "
-        "get_session of that session raise a raw pydantic ValidationError; invalid UTF-8 "
-        "there raises InvalidValueError saying 'nothing was written', wrong for a read. "
-        "_codec.decode_events/decode_state: catch pydantic.ValidationError/ValueError and "
-        "raise a typed sqlspec error (say CorruptDataError(SQLSpecError, ValueError)) "
-        "naming app, user, session and event id; translate_errors: give DataError on a "
-        "read its own message"
-    ),
-)
 async def test_a_hand_corrupted_event_row_is_a_typed_error(svc: Any, dsn: str) -> None:
     session = await svc.create_session(app_name=APP, user_id=ALICE, session_id="s")
     await svc.append_event(session, text_event("hello"))

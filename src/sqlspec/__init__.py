@@ -1,6 +1,7 @@
 """Durable Google ADK session storage on PostgreSQL through psycopg 3."""
 
 from sqlspec.exceptions import (
+    CorruptDataError,
     DatabaseUnavailableError,
     ImproperConfigurationError,
     InvalidValueError,
@@ -11,6 +12,7 @@ from sqlspec.exceptions import (
 )
 
 __all__ = [
+    "CorruptDataError",
     "DatabaseUnavailableError",
     "ImproperConfigurationError",
     "InvalidValueError",

@@ -7,6 +7,7 @@ bad input), so code written against ADK's own services keeps working.
 from __future__ import annotations
 
 __all__ = [
+    "CorruptDataError",
     "DatabaseUnavailableError",
     "ImproperConfigurationError",
     "InvalidValueError",
@@ -59,5 +60,15 @@ class DatabaseUnavailableError(SQLSpecError, ConnectionError):
 
 class PoolExhaustedError(SQLSpecError, TimeoutError):
     """No pooled connection came free in time; the message names the pool's limits."""
+
+    __module__ = "sqlspec"
+
+
+class CorruptDataError(SQLSpecError, ValueError):
+    """A stored row cannot be read back as an ADK model; the message names the row.
+
+    Rows this library writes always read back: this means a row written or changed
+    by other means.
+    """
 
     __module__ = "sqlspec"

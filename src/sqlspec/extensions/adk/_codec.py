@@ -23,7 +23,7 @@ from google.adk.sessions.base_session_service import ListSessionsResponse
 from google.adk.sessions.session import Session
 from google.adk.sessions.state import State
 
-from sqlspec.exceptions import InvalidValueError
+from sqlspec.exceptions import CorruptDataError, InvalidValueError
 
 __all__ = [
     "ID_MAX_LENGTH",
@@ -187,12 +187,25 @@ def decode_events(texts: Sequence[str] | None) -> list[Event]:
     One ``Event.model_validate_json`` per event: validating each text is about
     twice as fast as validating the JSON array as a ``list[Event]``.
     """
-    return [Event.model_validate_json(text) for text in texts or ()]
+    return [decode_event(text) for text in texts or ()]
 
 
 def decode_event(text: str) -> Event:
-    """Decode one event from its JSON text."""
-    return Event.model_validate_json(text)
+    """Decode one event from its JSON text; a row no ADK Event can come from is refused."""
+    try:
+        return Event.model_validate_json(text)
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        raise CorruptDataError(
+            f"a stored event cannot be read back as an ADK Event (it was not written by "
+            f"this library, or was changed since): {_event_id(text)}: {exc}"
+        ) from exc
+
+
+def _event_id(text: str) -> str:
+    try:
+        return f"event {pydantic_core.from_json(text).get('id')!r}"
+    except ValueError:
+        return "an event that is not JSON"
 
 
 def to_datetime(timestamp: float) -> datetime:
