@@ -570,28 +570,16 @@ async def test_session_object_is_current_after_a_retry_that_found_its_event(
 # --------------------------------------------------------- what should change
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "needs library fix: a call on a connection the server has closed raises raw "
-        "psycopg.OperationalError (and, while the server is down, psycopg_pool.PoolTimeout "
-        "with no cause). Add sqlspec.DatabaseUnavailableError(SQLSpecError, ConnectionError) "
-        "and translate in _common.translate_errors: `except (psycopg.OperationalError, "
-        "psycopg_pool.PoolTimeout) as exc: raise DatabaseUnavailableError(f'the database "
-        "is unreachable ({masked conninfo}): {exc}; the call may or may not have been "
-        "applied') from exc` (psycopg.errors.QueryCanceled and friends excluded)"
-    ),
-)
 async def test_a_broken_connection_is_a_typed_error(dsn: str) -> None:
     async with services(dsn, "faults-typed") as pair:
         seen = []
-        for _, service in pair:
-            await service.create_session(app_name=APP, user_id=USER, session_id="s")
+        for label, service in pair:
+            await service.create_session(app_name=APP, user_id=USER, session_id=label)
         await asyncio.to_thread(terminate_all, dsn)
-        for _, service in pair:
+        for label, service in pair:
             for _ in range(MAX_SIZE + 1):
                 try:
-                    await service.get_session(app_name=APP, user_id=USER, session_id="s")
+                    await service.get_session(app_name=APP, user_id=USER, session_id=label)
                 except Exception as exc:
                     seen.append(exc)
         assert seen, "no call failed after its connection was terminated"
