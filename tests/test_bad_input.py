@@ -467,25 +467,13 @@ async def test_ten_megabyte_event_round_trips(db_service: Any) -> None:
 
 # --------------------------------------------------------------------- nesting
 
-DEEP_NEEDS_FIX = needs_fix(
-    "pydantic_core parses at most ~200 levels of JSON nesting and serializes at most "
-    "~254: a state or event nested 201+ levels is WRITTEN and then every read of the "
-    "session raises a raw ValueError/ValidationError ('recursion limit exceeded'), "
-    "create_session included (it raises after committing); 1,000 levels are written as a "
-    "lossy string form (fallback serializer) or refused with a raw "
-    "PydanticSerializationError. _codec: check depth before I/O "
-    "(`_check_depth(value, limit=190)` in split_state and encode_event raising "
-    "InvalidValueError), or encode/decode with the stdlib json module, which "
-    "handles 1,000 levels"
-)
-
 
 @pytest.mark.parametrize(
     "depth",
     [
         pytest.param(150, id="150"),
-        pytest.param(201, marks=DEEP_NEEDS_FIX, id="201"),
-        pytest.param(1000, marks=DEEP_NEEDS_FIX, id="1000"),
+        pytest.param(201, id="201"),
+        pytest.param(1000, id="1000"),
     ],
 )
 async def test_deeply_nested_state_is_lossless_or_refused(
@@ -507,7 +495,7 @@ async def test_deeply_nested_state_is_lossless_or_refused(
     "depth",
     [
         pytest.param(150, id="150"),
-        pytest.param(201, marks=DEEP_NEEDS_FIX, id="201"),
+        pytest.param(201, id="201"),
         pytest.param(1000, id="1000"),
     ],
 )

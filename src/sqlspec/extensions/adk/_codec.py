@@ -113,7 +113,7 @@ def encode_state(value: Mapping[str, Any]) -> str:
     silently storing ``null``.
     """
     try:
-        return pydantic_core.to_json(value, inf_nan_mode="constants").decode()
+        return readable(pydantic_core.to_json(value, inf_nan_mode="constants").decode())
     except pydantic_core.PydanticSerializationError:
         logger.warning(
             "Some session state values are not JSON-serializable; their string form "
@@ -121,11 +121,12 @@ def encode_state(value: Mapping[str, Any]) -> str:
             exc_info=True,
         )
         try:
-            return pydantic_core.to_json(
+            text = pydantic_core.to_json(
                 value, inf_nan_mode="constants", serialize_unknown=True
             ).decode()
         except (pydantic_core.PydanticSerializationError, ValueError) as exc:
             raise InvalidValueError(f"session state cannot be stored as JSON: {exc}") from exc
+        return readable(text)
 
 
 def split_state(state: Mapping[str, Any] | None) -> StateDeltas:
@@ -176,9 +177,29 @@ def encode_event(event: Event) -> str:
             f"event.id is {len(event.id)} characters long; the column holds at most {ID_MAX_LENGTH}"
         )
     try:
-        return event.model_dump_json(exclude_none=True)
+        text = event.model_dump_json(exclude_none=True)
     except (pydantic_core.PydanticSerializationError, ValueError) as exc:
         raise InvalidValueError(f"event {event.id} cannot be stored as JSON: {exc}") from exc
+    return readable(text)
+
+
+#: JSON with fewer brackets than this cannot nest deep enough to need a check.
+_NESTING_CHECKED_FROM = 128
+
+
+def readable(text: str) -> str:
+    """``text``, if it can be read back: refuse JSON nested deeper than pydantic parses.
+
+    pydantic stops at about 200 levels; such JSON would be stored, then fail
+    every read. Counting brackets is cheap, so only large documents are parsed.
+    """
+    if text.count("{") + text.count("[") < _NESTING_CHECKED_FROM:
+        return text
+    try:
+        pydantic_core.from_json(text)
+    except ValueError as exc:
+        raise InvalidValueError(f"value nested too deeply to be read back: {exc}") from exc
+    return text
 
 
 def decode_events(texts: Sequence[str] | None) -> list[Event]:
