@@ -81,6 +81,27 @@ def sync_store(sync_config: PsycopgSyncConfig) -> PsycopgSyncADKStore:
     return store
 
 
+async def store_service(kind: str, dsn: str) -> AsyncIterator[Any]:
+    """A service over a fresh ``kind`` ("async" or "sync") store on ``dsn``, closed after."""
+    if kind == "async":
+        async_store = PsycopgAsyncADKStore(PsycopgAsyncConfig(connection_config=pool_config(dsn)))
+        await async_store.create_tables()
+        async with SQLSpecSessionService(async_store) as async_service:
+            yield async_service
+        return
+    sync_store = PsycopgSyncADKStore(PsycopgSyncConfig(connection_config=pool_config(dsn)))
+    sync_store.create_tables()
+    yield SQLSpecSessionService(sync_store)
+    sync_store.close()
+
+
+@pytest.fixture(params=["async", "sync"])
+async def db_service(request: pytest.FixtureRequest, dsn: str) -> AsyncIterator[Any]:
+    """The service over each of the two stores (every method awaited)."""
+    async for service in store_service(request.param, dsn):
+        yield service
+
+
 @pytest.fixture(params=["async", "sync", "memory"])
 async def service(request: pytest.FixtureRequest, dsn: str) -> AsyncIterator[Any]:
     """The session service under test: over each store, and ADK's in-memory reference.
@@ -91,16 +112,5 @@ async def service(request: pytest.FixtureRequest, dsn: str) -> AsyncIterator[Any
     if request.param == "memory":
         yield InMemorySessionService()
         return
-    if request.param == "async":
-        async_config = PsycopgAsyncConfig(connection_config=pool_config(dsn))
-        async_store = PsycopgAsyncADKStore(async_config)
-        await async_store.create_tables()
-        async with SQLSpecSessionService(async_store) as async_service:
-            yield async_service
-        return
-    sync_config = PsycopgSyncConfig(connection_config=pool_config(dsn))
-    sync_store = PsycopgSyncADKStore(sync_config)
-    sync_store.create_tables()
-    sync_service = SQLSpecSessionService(sync_store)
-    yield sync_service
-    sync_store.close()
+    async for store_backed in store_service(request.param, dsn):
+        yield store_backed

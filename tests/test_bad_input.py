@@ -19,7 +19,7 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import psycopg
@@ -54,23 +54,6 @@ def tally(outcome: str) -> None:
 def _report() -> Any:
     yield
     print(f"\nbad input tried: {sum(TRIED.values())} {dict(sorted(TRIED.items()))}")
-
-
-@pytest.fixture(params=["async", "sync"])
-async def db_service(request: pytest.FixtureRequest, dsn: str) -> AsyncIterator[Any]:
-    """The service over each store (its methods awaited, the sync one's included)."""
-    if request.param == "async":
-        config = PsycopgAsyncConfig(connection_config={"conninfo": dsn, "min_size": 1})
-        store = PsycopgAsyncADKStore(config)
-        await store.create_tables()
-        yield SQLSpecSessionService(store)
-        await config.close()
-        return
-    sync_config = PsycopgSyncConfig(connection_config={"conninfo": dsn, "min_size": 1})
-    sync_store = PsycopgSyncADKStore(sync_config)
-    sync_store.create_tables()
-    yield SQLSpecSessionService(sync_store)
-    sync_config.close()
 
 
 def fingerprint(dsn: str) -> dict[str, str | None]:

@@ -17,11 +17,6 @@ from sqlspec.adapters.psycopg.adk import PsycopgAsyncADKStore
 from sqlspec.extensions.adk import SQLSpecSessionService
 
 
-@pytest.fixture
-async def db_service(async_store: PsycopgAsyncADKStore) -> Any:
-    return SQLSpecSessionService(async_store)
-
-
 def text_event(text: str, **state: Any) -> Event:
     return Event(
         author="user",

@@ -30,7 +30,7 @@ import sys
 import time
 import traceback
 import urllib.parse
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,22 +61,6 @@ STORE_KINDS: list[tuple[Any, Any]] = [
 ]
 
 
-@pytest.fixture(params=["async", "sync"])
-async def svc(request: pytest.FixtureRequest, dsn: str) -> AsyncIterator[Any]:
-    if request.param == "async":
-        config = PsycopgAsyncConfig(connection_config={"conninfo": dsn, "min_size": 1})
-        store = PsycopgAsyncADKStore(config)
-        await store.create_tables()
-        yield SQLSpecSessionService(store)
-        await config.close()
-        return
-    sync_config = PsycopgSyncConfig(connection_config={"conninfo": dsn, "min_size": 1})
-    sync_store = PsycopgSyncADKStore(sync_config)
-    sync_store.create_tables()
-    yield SQLSpecSessionService(sync_store)
-    sync_config.close()
-
-
 def text_event(text: str, **delta: Any) -> Event:
     return Event(
         author="user",
@@ -92,48 +76,54 @@ LOOKALIKES = ["bob", "%", "_lice", "a%", "ALICE", "alice ", " alice", "alice\u20
 
 
 @pytest.mark.parametrize("intruder", LOOKALIKES, ids=repr)
-async def test_another_user_cannot_read_list_append_or_delete(svc: Any, intruder: str) -> None:
-    mine = await svc.create_session(
+async def test_another_user_cannot_read_list_append_or_delete(
+    db_service: Any, intruder: str
+) -> None:
+    mine = await db_service.create_session(
         app_name=APP, user_id=ALICE, session_id="shared-id", state={"secret": 1, "user:pin": 1234}
     )
-    await svc.append_event(mine, text_event("private", k="v"))
-    before = await svc.get_session(app_name=APP, user_id=ALICE, session_id="shared-id")
+    await db_service.append_event(mine, text_event("private", k="v"))
+    before = await db_service.get_session(app_name=APP, user_id=ALICE, session_id="shared-id")
 
     # Read and list.
-    assert await svc.get_session(app_name=APP, user_id=intruder, session_id="shared-id") is None
+    assert (
+        await db_service.get_session(app_name=APP, user_id=intruder, session_id="shared-id") is None
+    )
     for sid in ("%", "shared%", "_hared-id", "SHARED-ID"):
-        assert await svc.get_session(app_name=APP, user_id=ALICE, session_id=sid) is None
-    listed = await svc.list_sessions(app_name=APP, user_id=intruder)
+        assert await db_service.get_session(app_name=APP, user_id=ALICE, session_id=sid) is None
+    listed = await db_service.list_sessions(app_name=APP, user_id=intruder)
     assert listed.sessions == []
-    assert await svc.get_user_state(app_name=APP, user_id=intruder) == {}
+    assert await db_service.get_user_state(app_name=APP, user_id=intruder) == {}
     # Append: through a session object naming the intruder, or alice's object re-labelled.
     for forged in (
         Session(id="shared-id", app_name=APP, user_id=intruder),
         before.model_copy(update={"user_id": intruder}),
     ):
         with pytest.raises(SessionNotFoundError):
-            await svc.append_event(forged, text_event("forged", secret=0, **{"user:pin": 0}))
+            await db_service.append_event(forged, text_event("forged", secret=0, **{"user:pin": 0}))
     # Delete.
-    await svc.delete_session(app_name=APP, user_id=intruder, session_id="shared-id")
+    await db_service.delete_session(app_name=APP, user_id=intruder, session_id="shared-id")
     # The intruder's own session with the same id is separate, state and all.
-    theirs = await svc.create_session(
+    theirs = await db_service.create_session(
         app_name=APP, user_id=intruder, session_id="shared-id", state={"user:pin": 0}
     )
-    await svc.append_event(theirs, text_event("theirs", secret=0))
+    await db_service.append_event(theirs, text_event("theirs", secret=0))
 
-    after = await svc.get_session(app_name=APP, user_id=ALICE, session_id="shared-id")
+    after = await db_service.get_session(app_name=APP, user_id=ALICE, session_id="shared-id")
     assert after == before
-    assert await svc.get_user_state(app_name=APP, user_id=ALICE) == {"pin": 1234}
-    alice_list = await svc.list_sessions(app_name=APP, user_id=ALICE)
+    assert await db_service.get_user_state(app_name=APP, user_id=ALICE) == {"pin": 1234}
+    alice_list = await db_service.list_sessions(app_name=APP, user_id=ALICE)
     assert [(s.user_id, s.id) for s in alice_list.sessions] == [(ALICE, "shared-id")]
 
 
-async def test_apps_are_isolated_too(svc: Any) -> None:
-    await svc.create_session(app_name=APP, user_id=ALICE, session_id="s", state={"app:key": "a"})
+async def test_apps_are_isolated_too(db_service: Any) -> None:
+    await db_service.create_session(
+        app_name=APP, user_id=ALICE, session_id="s", state={"app:key": "a"}
+    )
     for other in ("sec-app2", "SEC-APP", "sec-%", "sec_app"):
-        assert await svc.get_session(app_name=other, user_id=ALICE, session_id="s") is None
-        assert (await svc.list_sessions(app_name=other)).sessions == []
-        created = await svc.create_session(app_name=other, user_id=ALICE, session_id="s")
+        assert await db_service.get_session(app_name=other, user_id=ALICE, session_id="s") is None
+        assert (await db_service.list_sessions(app_name=other)).sessions == []
+        created = await db_service.create_session(app_name=other, user_id=ALICE, session_id="s")
         assert "app:key" not in created.state
 
 
@@ -204,7 +194,7 @@ def catalogue(dsn: str) -> tuple[list[Any], Any]:
 
 
 async def test_injection_through_every_parameter_never_executes(
-    svc: Any, dsn: str, statements: StatementLog
+    db_service: Any, dsn: str, statements: StatementLog
 ) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("CREATE TABLE canary (x int)")
@@ -214,7 +204,7 @@ async def test_injection_through_every_parameter_never_executes(
     for payload in INJECTIONS:
         ids = {"app_name": payload, "user_id": payload}
         state = {payload: payload, f"app:{payload}": payload, f"user:{payload}": [payload]}
-        session = await svc.create_session(**ids, session_id=payload, state=state)
+        session = await db_service.create_session(**ids, session_id=payload, state=state)
         event = Event(
             id=payload,
             invocation_id=payload,
@@ -226,19 +216,19 @@ async def test_injection_through_every_parameter_never_executes(
             content=types.Content(role="user", parts=[types.Part(text=payload)]),
             actions=EventActions(state_delta={payload: {payload: payload}}),
         )
-        await svc.append_event(session, event)
-        await svc.append_event(session, event)  # an identical retry, matched by id
-        got = await svc.get_session(
+        await db_service.append_event(session, event)
+        await db_service.append_event(session, event)  # an identical retry, matched by id
+        got = await db_service.get_session(
             **ids, session_id=payload, config=GetSessionConfig(num_recent_events=5)
         )
         assert got is not None
         assert got.events == [event]
         assert got.state[payload] == {payload: payload}
         assert got.state[f"app:{payload}"] == payload
-        assert (await svc.list_sessions(app_name=payload)).sessions[0].id == payload.strip()
-        assert await svc.get_user_state(**ids) == {payload: [payload]}
-        await svc.delete_session(**ids, session_id=payload)
-        assert await svc.get_session(**ids, session_id=payload) is None
+        assert (await db_service.list_sessions(app_name=payload)).sessions[0].id == payload.strip()
+        assert await db_service.get_user_state(**ids) == {payload: [payload]}
+        await db_service.delete_session(**ids, session_id=payload)
+        assert await db_service.get_session(**ids, session_id=payload) is None
     assert time.monotonic() - started < 10, "an injected pg_sleep ran"
     assert catalogue(dsn) == before
     # Caller values only ever travelled as parameters, never in the statement text.
@@ -279,17 +269,17 @@ def test_the_library_source_has_no_deserializer_that_runs_code() -> None:
 
 @pytest.mark.parametrize("protocol", [0, 2, 5])
 async def test_a_pickle_planted_in_actions_is_never_unpickled(
-    svc: Any, dsn: str, tmp_path: Path, protocol: int
+    db_service: Any, dsn: str, tmp_path: Path, protocol: int
 ) -> None:
     flag = tmp_path / "unpickled"
-    session = await svc.create_session(app_name=APP, user_id=ALICE, session_id="s")
-    await svc.append_event(session, text_event("hello", k=1))
+    session = await db_service.create_session(app_name=APP, user_id=ALICE, session_id="s")
+    await db_service.append_event(session, text_event("hello", k=1))
     payload = pickle.dumps(Detonator(str(flag)), protocol=protocol)
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("UPDATE adk_events SET actions = %s", (payload,))
     outcome = "read"
     try:
-        got = await svc.get_session(app_name=APP, user_id=ALICE, session_id="s")
+        got = await db_service.get_session(app_name=APP, user_id=ALICE, session_id="s")
         assert got is not None
     except Exception as exc:  # a corrupted row may be refused, but never executed
         outcome = type(exc).__name__
@@ -297,19 +287,19 @@ async def test_a_pickle_planted_in_actions_is_never_unpickled(
     print(f"pickle protocol {protocol} in actions: {outcome}")
 
 
-async def test_a_hand_corrupted_event_row_is_a_typed_error(svc: Any, dsn: str) -> None:
-    session = await svc.create_session(app_name=APP, user_id=ALICE, session_id="s")
-    await svc.append_event(session, text_event("hello"))
+async def test_a_hand_corrupted_event_row_is_a_typed_error(db_service: Any, dsn: str) -> None:
+    session = await db_service.create_session(app_name=APP, user_id=ALICE, session_id="s")
+    await db_service.append_event(session, text_event("hello"))
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(
             "UPDATE adk_events SET actions = convert_to(%s, 'UTF8')",
             (pickle.dumps({"k": 1}, protocol=0).decode(),),
         )
     with pytest.raises(sqlspec.SQLSpecError):
-        await svc.get_session(app_name=APP, user_id=ALICE, session_id="s")
+        await db_service.get_session(app_name=APP, user_id=ALICE, session_id="s")
 
 
-async def test_code_shaped_json_stays_data(svc: Any, dsn: str, tmp_path: Path) -> None:
+async def test_code_shaped_json_stays_data(db_service: Any, dsn: str, tmp_path: Path) -> None:
     flag = tmp_path / "evaluated"
     shapes: dict[str, Any] = {
         "py/object": "os.system",
@@ -320,8 +310,8 @@ async def test_code_shaped_json_stays_data(svc: Any, dsn: str, tmp_path: Path) -
         "pickle": base64.b64encode(pickle.dumps(Detonator(str(flag)))).decode(),
         "expr": f"__import__('os').system('touch {flag}')",
     }
-    session = await svc.create_session(app_name=APP, user_id=ALICE, session_id="s")
-    await svc.append_event(session, text_event("hello"))
+    session = await db_service.create_session(app_name=APP, user_id=ALICE, session_id="s")
+    await db_service.append_event(session, text_event("hello"))
     with psycopg.connect(dsn, autocommit=True) as conn:
         jsonb = Jsonb(shapes)
         conn.execute("UPDATE adk_sessions SET state = %s", (jsonb,))
@@ -334,12 +324,12 @@ async def test_code_shaped_json_stays_data(svc: Any, dsn: str, tmp_path: Path) -
             "UPDATE adk_events SET custom_metadata = %s, actions = convert_to(%s, 'UTF8')",
             (jsonb, json.dumps({"state_delta": shapes})),
         )
-    got = await svc.get_session(app_name=APP, user_id=ALICE, session_id="s")
+    got = await db_service.get_session(app_name=APP, user_id=ALICE, session_id="s")
     assert got is not None
     assert {k: v for k, v in got.state.items() if not k.startswith("user:")} == shapes
     assert got.events[0].custom_metadata == shapes
     assert got.events[0].actions.state_delta == shapes
-    assert await svc.get_user_state(app_name=APP, user_id=ALICE) == shapes
+    assert await db_service.get_user_state(app_name=APP, user_id=ALICE) == shapes
     assert not flag.exists()
 
 
