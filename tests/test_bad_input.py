@@ -6,8 +6,6 @@ reads back equal, or the call raises a typed error (``sqlspec.InvalidValueError`
 driver or serializer exception, never a half-written or unreadable session.
 "Nothing written" is checked on the tables themselves: a fingerprint of every row
 of the four tables before and after.
-
-Outcomes that need a library change are strict xfails, each naming the fix.
 """
 
 from __future__ import annotations
@@ -105,10 +103,6 @@ def nested(depth: int, leaf: Any = "leaf") -> Any:
     for _ in range(depth):
         value = {"d": value}
     return value
-
-
-def needs_fix(reason: str) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(strict=True, reason=f"needs library fix: {reason}")
 
 
 # ------------------------------------------------------------------------ NUL
@@ -328,17 +322,7 @@ async def test_values_with_a_json_form_read_back_as_it(
         pytest.param(lambda: 1, id="lambda"),
         pytest.param(object(), id="object"),
         pytest.param(Unprintable(), id="unprintable"),
-        pytest.param(
-            _circular(),
-            id="circular",
-            marks=needs_fix(
-                "a circular value in an append's delta escapes as a raw "
-                "PydanticSerializationError from Event.model_dump_json (create stores its "
-                "string form). _codec.encode_event: catch PydanticSerializationError and "
-                "retry with the delta made JSON-safe (_codec.encode_state's fallback), or "
-                "raise InvalidValueError"
-            ),
-        ),
+        pytest.param(_circular(), id="circular"),
     ],
 )
 async def test_values_without_a_json_form_are_stored_as_text_with_a_warning(
@@ -505,18 +489,21 @@ async def test_deeply_nested_delta_and_event_are_lossless_or_refused(
 # ------------------------------------------------------------------ large floats
 
 
-@needs_fix(
-    "JSONB keeps numbers as numeric, which prints 1e+300 as 301 digits: the state reads "
-    "back as an int of another value (1e16 as an int of the same value). Store state in "
-    "a json (not jsonb) column or as text, or encode floats that print with an exponent "
-    "in a tagged form; at least refuse them with InvalidValueError and document it"
-)
 @pytest.mark.parametrize("value", [1e300, -1.7976931348623157e308, 1e16, 6.02214076e23])
 async def test_large_float_round_trips(db_service: Any, value: float) -> None:
     await new_session(db_service, k=value, **{"app:k": [value]})
     state = (await load(db_service)).state
     assert type(state["k"]) is float
     assert state == {"k": value, "app:k": [value]}
+
+
+async def test_numbers_written_inside_strings_are_left_as_written(db_service: Any) -> None:
+    text = 'quoted \\"1e+16\\" and 2.5e+300, "3e+20"'
+    session = await new_session(db_service, k=text, **{"1e+16": 1e16})
+    await db_service.append_event(session, text_event(**{"user:k": [text, 4e17]}))
+    state = (await load(db_service)).state
+    assert state == {"k": text, "1e+16": 1e16, "user:k": [text, 4e17]}
+    assert [type(state["1e+16"]), type(state["user:k"][1])] == [float, float]
 
 
 # ----------------------------------------------------------------- hostile ids

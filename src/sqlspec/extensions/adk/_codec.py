@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import decimal
 import json
 import logging
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -113,7 +115,7 @@ def encode_state(value: Mapping[str, Any]) -> str:
     silently storing ``null``.
     """
     try:
-        return readable(pydantic_core.to_json(value, inf_nan_mode="constants").decode())
+        text = pydantic_core.to_json(value, inf_nan_mode="constants").decode()
     except pydantic_core.PydanticSerializationError:
         logger.warning(
             "Some session state values are not JSON-serializable; their string form "
@@ -126,7 +128,30 @@ def encode_state(value: Mapping[str, Any]) -> str:
             ).decode()
         except (pydantic_core.PydanticSerializationError, ValueError) as exc:
             raise InvalidValueError(f"session state cannot be stored as JSON: {exc}") from exc
-        return readable(text)
+    return positional_floats(readable(text))
+
+
+#: A JSON string (skipped), or a number written with a positive exponent (group 1).
+_STRING_OR_EXPONENT_NUMBER = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|(-?\d+(?:\.\d+)?e\+\d+)')
+
+
+def positional_floats(text: str) -> str:
+    """``text`` with floats of 1e16 and more written out in full, with a fraction.
+
+    State is ``jsonb``, which keeps numbers as ``numeric``: ``1e+16`` reads back
+    as the integer ``10000000000000000``. ``10000000000000000.0`` keeps its
+    scale, so it reads back as the float that was written.
+    """
+    if "e+" not in text:
+        return text
+    return _STRING_OR_EXPONENT_NUMBER.sub(_positional, text)
+
+
+def _positional(match: re.Match[str]) -> str:
+    number = match.group(1)
+    if number is None:
+        return match.group(0)
+    return f"{decimal.Decimal(number):f}.0"
 
 
 def split_state(state: Mapping[str, Any] | None) -> StateDeltas:
@@ -177,10 +202,23 @@ def encode_event(event: Event) -> str:
             f"event.id is {len(event.id)} characters long; the column holds at most {ID_MAX_LENGTH}"
         )
     try:
-        text = event.model_dump_json(exclude_none=True)
+        text = _event_json(event)
     except (pydantic_core.PydanticSerializationError, ValueError) as exc:
         raise InvalidValueError(f"event {event.id} cannot be stored as JSON: {exc}") from exc
     return readable(text)
+
+
+def _event_json(event: Event) -> str:
+    """The event's JSON; a state delta with no JSON form is written as state is."""
+    try:
+        return event.model_dump_json(exclude_none=True)
+    except pydantic_core.PydanticSerializationError:
+        delta = event.actions.state_delta if event.actions else None
+        if not delta:
+            raise
+        stored = pydantic_core.from_json(encode_state(delta))
+        actions = event.actions.model_copy(update={"state_delta": stored})
+        return event.model_copy(update={"actions": actions}).model_dump_json(exclude_none=True)
 
 
 #: JSON with fewer brackets than this cannot nest deep enough to need a check.
