@@ -64,11 +64,21 @@ def test_unknown_key_names_the_valid_ones(config_class: type) -> None:
         {"max_size": 0},
         {"conninfo": 42},
         {"conninfo": "not a = valid = conninfo"},
+        {"command_timeout": 0},
+        {"command_timeout": -1.5},
+        {"command_timeout": "5"},
+        {"command_timeout": True},
     ],
 )
 def test_mistyped_values_are_refused(bad: dict[str, object]) -> None:
     with pytest.raises(ImproperConfigurationError):
         PsycopgAsyncConfig(connection_config=bad)
+
+
+@pytest.mark.parametrize("value", [None, 5, 0.25])
+def test_command_timeout_takes_positive_seconds_or_none(value: float | None) -> None:
+    config = PsycopgSyncConfig(connection_config={"conninfo": "dbname=x", "command_timeout": value})
+    assert config.settings.command_timeout == value
 
 
 @pytest.mark.parametrize("config_class", [PsycopgAsyncConfig, PsycopgSyncConfig])

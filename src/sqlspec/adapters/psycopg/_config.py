@@ -2,15 +2,20 @@
 
 A config validates its ``connection_config`` at construction, opens its pool on
 first use (so "pool is not open" never reaches a caller), and closes it on
-:meth:`close`; a later use opens a fresh pool.
+:meth:`close`; a later use opens a fresh pool. It never lends a connection the
+server has already closed, and bounds a store's wait for an answer by
+``command_timeout``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import select
+import socket
 import threading
-from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager, nullcontext
+from time import monotonic
 from typing import Any
 
 import psycopg
@@ -21,11 +26,89 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout, TooMa
 
 from sqlspec.adapters.psycopg._embedded import embedded_conninfo
 from sqlspec.adapters.psycopg._settings import PoolSettings, masked_conninfo
+from sqlspec.exceptions import DatabaseUnavailableError
 
 __all__ = ["PsycopgAsyncConfig", "PsycopgSyncConfig"]
 
 #: Seconds a direct connection that diagnoses a pool failure may take.
 PROBE_TIMEOUT = 2
+
+
+def _closed_by_server(conn: Connection[Any] | AsyncConnection[Any]) -> bool:
+    """Whether an idle pooled connection is gone, found without a round trip.
+
+    An idle connection receives nothing unless the server is saying goodbye
+    (``pg_terminate_backend``, a shutdown, an idle timeout): input waiting on its
+    socket means a statement sent on it would fail, maybe after being applied.
+    """
+    if conn.closed:
+        return True
+    fd = conn.pgconn.socket
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(0))
+    return bool(select.select([fd], [], [], 0)[0])
+
+
+class _Deadline:
+    """Shuts a connection's socket down when its statement outlives ``command_timeout``.
+
+    Cancelling the waiting task would not do: psycopg then asks the server to
+    cancel and waits for it, which on a silent network path never answers. A
+    socket shut down fails libpq's wait at once, and the pool drops the connection.
+    """
+
+    def __init__(self, conn: Connection[Any] | AsyncConnection[Any], timeout: float) -> None:
+        self._fd = conn.pgconn.socket
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._done = False
+        self.expired = False
+
+    def expire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.expired = True
+            sock = socket.socket(fileno=self._fd)
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already disconnected: libpq fails by itself
+            finally:
+                sock.detach()
+
+    @contextmanager
+    def watching(
+        self, schedule: Callable[[float, Callable[[], None]], Callable[[], None]]
+    ) -> Iterator[None]:
+        """Run the block under the deadline; ``schedule(delay, fn)`` returns a canceller."""
+        cancel = schedule(self._timeout, self.expire)
+        try:
+            yield
+        except psycopg.OperationalError as exc:
+            if not self.expired:
+                raise
+            raise DatabaseUnavailableError(
+                f"no answer from the server within command_timeout={self._timeout}s; the "
+                "call may or may not have been applied, and its connection was closed"
+            ) from exc
+        finally:
+            cancel()
+            with self._lock:
+                self._done = True
+
+
+def _call_later(delay: float, fn: Callable[[], None]) -> Callable[[], None]:
+    return asyncio.get_running_loop().call_later(delay, fn).cancel
+
+
+def _timer(delay: float, fn: Callable[[], None]) -> Callable[[], None]:
+    timer = threading.Timer(delay, fn)
+    timer.daemon = True
+    timer.start()
+    return timer.cancel
 
 
 def _hold_outside_transactions(
@@ -84,6 +167,24 @@ class _ConfigBase:
     def __init__(self, connection_config: Mapping[str, Any] | None = None) -> None:
         self.connection_config: dict[str, Any] = dict(connection_config or {})
         self.settings = PoolSettings.from_mapping(self.connection_config)
+        self._connect_errors_seen = 0
+        self._lent = 0
+        self._lent_lock = threading.Lock()
+
+    def _count_lent(self, change: int) -> None:
+        with self._lent_lock:
+            self._lent += change
+
+    def _server_suspect(self, stats: Mapping[str, int]) -> bool:
+        """Whether a pool that gave no connection in time may have lost its server.
+
+        It may, unless every connection it can hold is lent out, or if it failed
+        to connect since the last time this was asked; then a direct connection
+        finds out why.
+        """
+        errors = stats.get("connections_errors", 0)
+        new_errors, self._connect_errors_seen = errors > self._connect_errors_seen, errors
+        return new_errors or self._lent < self.settings.max_size
 
     def resolve_conninfo(self) -> str:
         """The conninfo to connect with: the configured one, or the embedded server's."""
@@ -168,15 +269,43 @@ class PsycopgAsyncConfig(_ConfigBase):
         :class:`~sqlspec.DatabaseUnavailableError` when the server is unreachable.
         """
         pool = await self.provide_pool()
-        acquired = False
         try:
-            async with pool.connection() as conn:
-                acquired = True
-                yield conn
+            conn = await self._lend(pool)
         except (PoolTimeout, TooManyRequests) as exc:
-            if acquired:
-                raise
-            raise self.settings.pool_error(pool.get_stats(), str(pool.conninfo), None) from exc
+            raise await self._pool_error(pool) from exc
+        self._count_lent(1)
+        try:
+            async with conn:
+                yield conn
+        finally:
+            self._count_lent(-1)
+            await pool.putconn(conn)
+
+    async def _lend(
+        self, pool: AsyncConnectionPool[AsyncConnection[TupleRow]]
+    ) -> AsyncConnection[TupleRow]:
+        """A pooled connection the server has not closed; closed ones are dropped."""
+        deadline = monotonic() + pool.timeout
+        for _ in range(self.settings.max_size):
+            conn = await pool.getconn(max(deadline - monotonic(), 0))
+            if not _closed_by_server(conn):
+                return conn
+            await conn.close()
+            await pool.putconn(conn)
+        return await pool.getconn(max(deadline - monotonic(), 0))
+
+    async def _pool_error(self, pool: AsyncConnectionPool[AsyncConnection[TupleRow]]) -> Exception:
+        """The typed error for no connection in time, with the server's refusal if any."""
+        stats = pool.get_stats()
+        conninfo = str(pool.conninfo)
+        cause = await self._connect_error(conninfo) if self._server_suspect(stats) else None
+        return self.settings.pool_error(stats, conninfo, cause)
+
+    def command_deadline(self, conn: AsyncConnection[TupleRow]) -> AbstractContextManager[None]:
+        """Bound the block's wait for the server by ``command_timeout``, if set."""
+        if self.settings.command_timeout is None:
+            return nullcontext()
+        return _Deadline(conn, self.settings.command_timeout).watching(_call_later)
 
     async def _connect_error(self, conninfo: str) -> psycopg.OperationalError | None:
         """Why a direct connection fails, or ``None`` if it succeeds."""
@@ -264,15 +393,41 @@ class PsycopgSyncConfig(_ConfigBase):
         Behaves as :meth:`PsycopgAsyncConfig.provide_connection`.
         """
         pool = self.provide_pool()
-        acquired = False
         try:
-            with pool.connection() as conn:
-                acquired = True
-                yield conn
+            conn = self._lend(pool)
         except (PoolTimeout, TooManyRequests) as exc:
-            if acquired:
-                raise
-            raise self.settings.pool_error(pool.get_stats(), str(pool.conninfo), None) from exc
+            raise self._pool_error(pool) from exc
+        self._count_lent(1)
+        try:
+            with conn:
+                yield conn
+        finally:
+            self._count_lent(-1)
+            pool.putconn(conn)
+
+    def _lend(self, pool: ConnectionPool[Connection[TupleRow]]) -> Connection[TupleRow]:
+        """A pooled connection the server has not closed; closed ones are dropped."""
+        deadline = monotonic() + pool.timeout
+        for _ in range(self.settings.max_size):
+            conn = pool.getconn(max(deadline - monotonic(), 0))
+            if not _closed_by_server(conn):
+                return conn
+            conn.close()
+            pool.putconn(conn)
+        return pool.getconn(max(deadline - monotonic(), 0))
+
+    def _pool_error(self, pool: ConnectionPool[Connection[TupleRow]]) -> Exception:
+        """The typed error for no connection in time, with the server's refusal if any."""
+        stats = pool.get_stats()
+        conninfo = str(pool.conninfo)
+        cause = self._connect_error(conninfo) if self._server_suspect(stats) else None
+        return self.settings.pool_error(stats, conninfo, cause)
+
+    def command_deadline(self, conn: Connection[TupleRow]) -> AbstractContextManager[None]:
+        """Bound the block's wait for the server by ``command_timeout``, if set."""
+        if self.settings.command_timeout is None:
+            return nullcontext()
+        return _Deadline(conn, self.settings.command_timeout).watching(_timer)
 
     def _connect_error(self, conninfo: str) -> psycopg.OperationalError | None:
         """Why a direct connection fails, or ``None`` if it succeeds."""

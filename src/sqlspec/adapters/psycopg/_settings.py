@@ -79,7 +79,12 @@ CONNECTION_KEYS: Mapping[str, tuple[type, ...]] = {
     "prepare_threshold": (int, type(None)),
 }
 
-VALID_KEYS = frozenset({"conninfo", *POOL_KEYS, *LIBPQ_KEYS, *CONNECTION_KEYS})
+#: Settings of this library's own, with the types they accept.
+CLIENT_KEYS: Mapping[str, tuple[type, ...]] = {
+    "command_timeout": (int, float, type(None)),
+}
+
+VALID_KEYS = frozenset({"conninfo", *POOL_KEYS, *LIBPQ_KEYS, *CONNECTION_KEYS, *CLIENT_KEYS})
 
 #: Keys (and libpq environment variables) that name a server; with none of them
 #: set, the config starts the embedded server instead.
@@ -107,6 +112,8 @@ class PoolSettings:
     pool: Mapping[str, Any] = field(default_factory=dict)
     autocommit: bool = True
     prepare_threshold: int | None = 5
+    #: Seconds a store's statement may wait for the server's answer (``None``: forever).
+    command_timeout: float | None = None
 
     @classmethod
     def from_mapping(cls, config: Mapping[str, Any] | None) -> PoolSettings:
@@ -118,7 +125,7 @@ class PoolSettings:
                 f"unknown connection_config key(s) {', '.join(map(repr, unknown))}; "
                 f"valid keys are: {', '.join(sorted(VALID_KEYS))}"
             )
-        for key, types in (*POOL_KEYS.items(), *CONNECTION_KEYS.items()):
+        for key, types in (*POOL_KEYS.items(), *CONNECTION_KEYS.items(), *CLIENT_KEYS.items()):
             if key in config and (
                 not isinstance(config[key], types)
                 or (bool not in types and isinstance(config[key], bool))
@@ -139,6 +146,12 @@ class PoolSettings:
             raise ImproperConfigurationError(
                 f"connection_config does not form a valid conninfo: {exc}"
             ) from None
+        command_timeout = config.get("command_timeout")
+        if command_timeout is not None and not command_timeout > 0:
+            raise ImproperConfigurationError(
+                f"connection_config['command_timeout'] must be positive seconds or None, "
+                f"got {command_timeout!r}"
+            )
         pool = {k: v for k, v in config.items() if k in POOL_KEYS}
         # psycopg_pool's default min_size (4), lowered to fit a smaller max_size.
         min_size = pool.setdefault("min_size", min(4, pool.get("max_size", 4)))
@@ -154,6 +167,7 @@ class PoolSettings:
             pool=pool,
             autocommit=config.get("autocommit", True),
             prepare_threshold=config.get("prepare_threshold", 5),
+            command_timeout=command_timeout,
         )
 
     def pool_error(
@@ -169,7 +183,7 @@ class PoolSettings:
             return DatabaseUnavailableError(
                 f"cannot connect to {masked_conninfo(conninfo)}: {str(cause).strip()}"
             )
-        max_size = self.pool.get("max_size", self.pool.get("min_size", 4))
+        max_size = self.max_size
         if stats.get("pool_size", max_size) < max_size:
             # Short of connections yet unable to open more: the server is the problem.
             return DatabaseUnavailableError(
@@ -187,6 +201,12 @@ class PoolSettings:
         )
 
     @property
+    def max_size(self) -> int:
+        """The most connections the pool opens."""
+        size: int = self.pool.get("max_size", self.pool.get("min_size", 4))
+        return size
+
+    @property
     def names_a_server(self) -> bool:
         """Whether the config or libpq's environment says which server to use."""
         if self.conninfo and any(k in conninfo_to_dict(self.conninfo) for k in _SERVER_KEYS):
@@ -201,5 +221,5 @@ class PoolSettings:
     def __repr__(self) -> str:
         return (
             f"PoolSettings(conninfo={masked_conninfo(self.conninfo)!r}, pool={dict(self.pool)!r}, "
-            f"autocommit={self.autocommit!r})"
+            f"autocommit={self.autocommit!r}, command_timeout={self.command_timeout!r})"
         )

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
 import psycopg
+import psycopg_pool
 from google.adk.errors import StaleSessionError
 from google.adk.errors.already_exists_error import AlreadyExistsError
 from google.adk.errors.session_not_found_error import SessionNotFoundError
@@ -42,7 +43,6 @@ __all__ = [
     "LOCK",
     "SCHEMA_VERSION",
     "TRANSIENT_ATTEMPTS",
-    "TRANSIENT_ERRORS",
     "EventBatch",
     "Progress",
     "StoreBase",
@@ -56,13 +56,32 @@ __all__ = [
     "prune_params",
     "recorded_version",
     "redelivery_outcome",
+    "rerunnable",
     "staged_line",
     "translate_errors",
 ]
 
 #: Errors after which a single statement was rolled back whole and may simply run again.
 TRANSIENT_ERRORS = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
+#: How many times a statement that may simply run again is run at most.
 TRANSIENT_ATTEMPTS = 3
+#: The pool's own errors: no statement was sent, and the pool has said why.
+_POOL_ERRORS = (psycopg_pool.PoolTimeout, psycopg_pool.PoolClosed, psycopg_pool.TooManyRequests)
+
+
+def rerunnable(exc: psycopg.OperationalError, *, read: bool) -> bool:
+    """Whether a failed statement may simply run again.
+
+    A deadlock or serialization failure rolled it back whole. A read whose
+    connection broke (no SQLSTATE, class 08, or a server shutdown, 57P) changed
+    nothing; a write may have been applied before its connection broke.
+    """
+    if isinstance(exc, TRANSIENT_ERRORS):
+        return True
+    if not read or isinstance(exc, _POOL_ERRORS):
+        return False
+    return exc.sqlstate is None or exc.sqlstate.startswith(("08", "57P"))
+
 
 #: Line breaks and the indentation around them; no SQL literal here holds one.
 _ONE_LINE = re.compile(rb"\s*\n\s*")

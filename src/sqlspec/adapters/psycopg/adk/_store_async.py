@@ -24,7 +24,6 @@ from sqlspec.adapters.psycopg.adk._common import (
     LOCK,
     SCHEMA_VERSION,
     TRANSIENT_ATTEMPTS,
-    TRANSIENT_ERRORS,
     EventBatch,
     Progress,
     StoreBase,
@@ -38,6 +37,7 @@ from sqlspec.adapters.psycopg.adk._common import (
     prune_params,
     recorded_version,
     redelivery_outcome,
+    rerunnable,
     staged_line,
     translate_errors,
 )
@@ -81,35 +81,37 @@ class PsycopgAsyncADKStore(StoreBase):
         self.config = config
 
     async def _run(
-        self, query: sql.SQL | sql.Composed, params: dict[str, Any]
+        self, query: sql.SQL | sql.Composed, params: dict[str, Any], *, read: bool = False
     ) -> list[tuple[Any, ...]]:
         """Run one row-returning statement as its own transaction, in one round trip.
 
         Pipeline mode keeps a statement being prepared to one round trip too. A
         deadlock or serialization failure rolled the statement back whole, so
-        it is run again, a few times at most.
+        it is run again, a few times at most; so is a ``read`` whose connection
+        broke (a write is not: it may have been applied).
         """
         attempt = 1
-        while True:
-            try:
-                with translate_errors():
+        with translate_errors():
+            while True:
+                try:
                     async with self.config.provide_connection() as conn:
                         if not conn.autocommit:
                             await conn.set_autocommit(True)
-                        async with conn.cursor() as cur:
-                            # Leaving the pipeline syncs once and collects the result.
-                            async with conn.pipeline():
-                                await cur.execute(self.rendered(query), params)
-                            return await cur.fetchall()
-            except TRANSIENT_ERRORS:
-                if attempt == TRANSIENT_ATTEMPTS:
-                    raise
+                        with self.config.command_deadline(conn):
+                            async with conn.cursor() as cur:
+                                # Leaving the pipeline syncs once and collects the result.
+                                async with conn.pipeline():
+                                    await cur.execute(self.rendered(query), params)
+                                return await cur.fetchall()
+                except psycopg.OperationalError as exc:
+                    if attempt == TRANSIENT_ATTEMPTS or not rerunnable(exc, read=read):
+                        raise
                 attempt += 1
 
     async def _fetchone(
-        self, query: sql.SQL | sql.Composed, params: dict[str, Any]
+        self, query: sql.SQL | sql.Composed, params: dict[str, Any], *, read: bool = False
     ) -> tuple[Any, ...] | None:
-        rows = await self._run(query, params)
+        rows = await self._run(query, params, read=read)
         return rows[0] if rows else None
 
     async def create_tables(self) -> None:
@@ -153,11 +155,11 @@ class PsycopgAsyncADKStore(StoreBase):
     async def schema_version(self) -> int | None:
         """The schema version recorded in the database; ``None`` if the tables do not exist."""
         params = self.schema_params()
-        row = await self._fetchone(self.statements.schema_tables_exist, params)
+        row = await self._fetchone(self.statements.schema_tables_exist, params, read=True)
         schema_table_exists, sessions_exist = row or (False, False)
         recorded = None
         if schema_table_exists:
-            row = await self._fetchone(self.statements.read_schema_version, params)
+            row = await self._fetchone(self.statements.read_schema_version, params, read=True)
             recorded = row[0] if row else None
         return recorded_version(recorded, sessions_exist) or None
 
@@ -175,7 +177,7 @@ class PsycopgAsyncADKStore(StoreBase):
         """
         params = prune_params(older_than, app_name, user_id)
         query = self.statements.count_prunable if dry_run else self.statements.prune
-        row = await self._fetchone(query, params)
+        row = await self._fetchone(query, params, read=dry_run)
         return (row[0], row[1]) if row else (0, 0)
 
     async def create_session(
@@ -236,7 +238,7 @@ class PsycopgAsyncADKStore(StoreBase):
     ) -> Session | None:
         """Load a session with its merged state and the events ``config`` selects."""
         query, params = self.get_session_query(app_name, user_id, session_id, config)
-        row = await self._fetchone(query, params)
+        row = await self._fetchone(query, params, read=True)
         return self.session_from_row(app_name, user_id, params["session_id"], row)
 
     async def list_sessions(
@@ -257,7 +259,7 @@ class PsycopgAsyncADKStore(StoreBase):
         ``"create_time"``.
         """
         query, params = self.list_sessions_query(app_name, user_id, limit, cursor, order_by)
-        rows = await self._run(query, params)
+        rows = await self._run(query, params, read=True)
         return self.page_from_rows(app_name, rows, limit, order_by)
 
     async def iter_events(
@@ -398,7 +400,7 @@ class PsycopgAsyncADKStore(StoreBase):
         """The user's ``user:`` state, keys without the prefix; ``{}`` if none."""
         _codec.check_required_ids(app_name=app_name, user_id=user_id)
         row = await self._fetchone(
-            self.statements.get_user_state, {"app_name": app_name, "user_id": user_id}
+            self.statements.get_user_state, {"app_name": app_name, "user_id": user_id}, read=True
         )
         return _codec.decode_state(row[0] if row else None)
 
@@ -423,7 +425,7 @@ class PsycopgAsyncADKStore(StoreBase):
         except psycopg.errors.UniqueViolation:
             # The event id is stored already and nothing was written: learn whether
             # this is a retry of the same event (a second round trip, on this path only).
-            stored = await self._fetchone(self.statements.stored_event, params)
+            stored = await self._fetchone(self.statements.stored_event, params, read=True)
             return redelivery_outcome(session, event, stored[0] if stored else None)
         return append_outcome(session, event, params, row)
 
@@ -432,6 +434,7 @@ class PsycopgAsyncADKStore(StoreBase):
         row = await self._fetchone(
             self.statements.session_revision,
             {"app_name": session.app_name, "user_id": session.user_id, "session_id": session.id},
+            read=True,
         )
         return check_marker_less_session(session, row)
 

@@ -26,7 +26,6 @@ from sqlspec.adapters.psycopg.adk._common import (
     LOCK,
     SCHEMA_VERSION,
     TRANSIENT_ATTEMPTS,
-    TRANSIENT_ERRORS,
     EventBatch,
     Progress,
     StoreBase,
@@ -40,6 +39,7 @@ from sqlspec.adapters.psycopg.adk._common import (
     prune_params,
     recorded_version,
     redelivery_outcome,
+    rerunnable,
     staged_line,
     translate_errors,
 )
@@ -82,34 +82,38 @@ class PsycopgSyncADKStore(StoreBase):
         )
         self.config = config
 
-    def _run(self, query: sql.SQL | sql.Composed, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    def _run(
+        self, query: sql.SQL | sql.Composed, params: dict[str, Any], *, read: bool = False
+    ) -> list[tuple[Any, ...]]:
         """Run one row-returning statement as its own transaction, in one round trip.
 
         Pipeline mode keeps a statement being prepared to one round trip too. A
         deadlock or serialization failure rolled the statement back whole, so
-        it is run again, a few times at most.
+        it is run again, a few times at most; so is a ``read`` whose connection
+        broke (a write is not: it may have been applied).
         """
         attempt = 1
-        while True:
-            try:
-                with translate_errors():
+        with translate_errors():
+            while True:
+                try:
                     with self.config.provide_connection() as conn:
                         if not conn.autocommit:
                             conn.set_autocommit(True)
-                        with conn.cursor() as cur:
-                            # Leaving the pipeline syncs once and collects the result.
-                            with conn.pipeline():
-                                cur.execute(self.rendered(query), params)
-                            return cur.fetchall()
-            except TRANSIENT_ERRORS:
-                if attempt == TRANSIENT_ATTEMPTS:
-                    raise
+                        with self.config.command_deadline(conn):
+                            with conn.cursor() as cur:
+                                # Leaving the pipeline syncs once and collects the result.
+                                with conn.pipeline():
+                                    cur.execute(self.rendered(query), params)
+                                return cur.fetchall()
+                except psycopg.OperationalError as exc:
+                    if attempt == TRANSIENT_ATTEMPTS or not rerunnable(exc, read=read):
+                        raise
                 attempt += 1
 
     def _fetchone(
-        self, query: sql.SQL | sql.Composed, params: dict[str, Any]
+        self, query: sql.SQL | sql.Composed, params: dict[str, Any], *, read: bool = False
     ) -> tuple[Any, ...] | None:
-        rows = self._run(query, params)
+        rows = self._run(query, params, read=read)
         return rows[0] if rows else None
 
     def create_tables(self) -> None:
@@ -153,11 +157,11 @@ class PsycopgSyncADKStore(StoreBase):
     def schema_version(self) -> int | None:
         """The schema version recorded in the database; ``None`` if the tables do not exist."""
         params = self.schema_params()
-        row = self._fetchone(self.statements.schema_tables_exist, params)
+        row = self._fetchone(self.statements.schema_tables_exist, params, read=True)
         schema_table_exists, sessions_exist = row or (False, False)
         recorded = None
         if schema_table_exists:
-            row = self._fetchone(self.statements.read_schema_version, params)
+            row = self._fetchone(self.statements.read_schema_version, params, read=True)
             recorded = row[0] if row else None
         return recorded_version(recorded, sessions_exist) or None
 
@@ -175,7 +179,7 @@ class PsycopgSyncADKStore(StoreBase):
         """
         params = prune_params(older_than, app_name, user_id)
         query = self.statements.count_prunable if dry_run else self.statements.prune
-        row = self._fetchone(query, params)
+        row = self._fetchone(query, params, read=dry_run)
         return (row[0], row[1]) if row else (0, 0)
 
     def create_session(
@@ -236,7 +240,7 @@ class PsycopgSyncADKStore(StoreBase):
     ) -> Session | None:
         """Load a session with its merged state and the events ``config`` selects."""
         query, params = self.get_session_query(app_name, user_id, session_id, config)
-        row = self._fetchone(query, params)
+        row = self._fetchone(query, params, read=True)
         return self.session_from_row(app_name, user_id, params["session_id"], row)
 
     def list_sessions(
@@ -257,7 +261,7 @@ class PsycopgSyncADKStore(StoreBase):
         ``"create_time"``.
         """
         query, params = self.list_sessions_query(app_name, user_id, limit, cursor, order_by)
-        rows = self._run(query, params)
+        rows = self._run(query, params, read=True)
         return self.page_from_rows(app_name, rows, limit, order_by)
 
     def iter_events(
@@ -398,7 +402,7 @@ class PsycopgSyncADKStore(StoreBase):
         """The user's ``user:`` state, keys without the prefix; ``{}`` if none."""
         _codec.check_required_ids(app_name=app_name, user_id=user_id)
         row = self._fetchone(
-            self.statements.get_user_state, {"app_name": app_name, "user_id": user_id}
+            self.statements.get_user_state, {"app_name": app_name, "user_id": user_id}, read=True
         )
         return _codec.decode_state(row[0] if row else None)
 
@@ -423,7 +427,7 @@ class PsycopgSyncADKStore(StoreBase):
         except psycopg.errors.UniqueViolation:
             # The event id is stored already and nothing was written: learn whether
             # this is a retry of the same event (a second round trip, on this path only).
-            stored = self._fetchone(self.statements.stored_event, params)
+            stored = self._fetchone(self.statements.stored_event, params, read=True)
             return redelivery_outcome(session, event, stored[0] if stored else None)
         return append_outcome(session, event, params, row)
 
@@ -432,6 +436,7 @@ class PsycopgSyncADKStore(StoreBase):
         row = self._fetchone(
             self.statements.session_revision,
             {"app_name": session.app_name, "user_id": session.user_id, "session_id": session.id},
+            read=True,
         )
         return check_marker_less_session(session, row)
 
