@@ -171,30 +171,29 @@ class PoolSettings:
         )
 
     def pool_error(
-        self, stats: Mapping[str, int], conninfo: str, cause: BaseException | None
+        self, stats: Mapping[str, int], conninfo: str, cause: BaseException | None, lent: int
     ) -> SQLSpecError:
         """The typed error for a pool that gave no connection in time.
 
-        ``cause`` is why a direct connection just failed, if it did. Otherwise a pool
-        short of ``max_size`` connections could not open more (the server is
-        unreachable); a full one is too small for the load.
+        ``cause`` is why a direct connection just failed, if it did. Otherwise a
+        pool with fewer than ``max_size`` connections lent out could not open or
+        reopen the others (the server is the problem); a fully lent one is too
+        small for the load.
         """
         if cause is not None:
             return DatabaseUnavailableError(
                 f"cannot connect to {masked_conninfo(conninfo)}: {str(cause).strip()}"
             )
-        max_size = self.max_size
-        if stats.get("pool_size", max_size) < max_size:
-            # Short of connections yet unable to open more: the server is the problem.
+        timeout = self.pool.get("timeout", 30.0)
+        if lent < self.max_size:
             return DatabaseUnavailableError(
-                f"no connection to {masked_conninfo(conninfo)} within "
-                f"timeout={self.pool.get('timeout', 30.0)}s: the pool holds "
-                f"{stats.get('pool_size', 0)} of max_size={max_size} connections and cannot "
-                "open more (psycopg_pool logs why each attempt failed)"
+                f"no connection to {masked_conninfo(conninfo)} within timeout={timeout}s: "
+                f"{lent} of max_size={self.max_size} connections are in use and the pool "
+                "could not open or reopen the others in time (psycopg_pool logs why)"
             )
         return PoolExhaustedError(
-            f"no pooled connection came free within timeout={self.pool.get('timeout', 30.0)}s: "
-            f"all max_size={max_size} connections are in use and "
+            f"no pooled connection came free within timeout={timeout}s: "
+            f"all max_size={self.max_size} connections are in use and "
             f"{stats.get('requests_waiting', 0)} callers wait "
             f"(max_waiting={self.pool.get('max_waiting', 0)}); raise max_size or timeout, "
             "or lower the concurrency"
