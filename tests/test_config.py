@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 
 import psycopg
 import pytest
 
+from helpers import PYTHON, subprocess_env
 from sqlspec import ImproperConfigurationError
 from sqlspec.adapters.psycopg import PsycopgAsyncConfig, PsycopgSyncConfig
 
@@ -147,3 +149,37 @@ def test_create_connection_is_standalone(dsn: str) -> None:
     finally:
         conn.close()
     assert config._pool is None  # no pool was opened for it
+
+
+_LEFT_OPEN = """
+import asyncio, sys
+from sqlspec.adapters.psycopg import PsycopgAsyncConfig
+from sqlspec.adapters.psycopg.adk import PsycopgAsyncADKStore
+
+async def main():
+    config = PsycopgAsyncConfig(
+        connection_config={"conninfo": sys.argv[1], "min_size": 4, "max_size": 20}
+    )
+    store = PsycopgAsyncADKStore(config)
+    await store.create_tables()
+    await store.list_sessions(app_name="a")
+    # Calls still waiting for the pool as main() returns, while it grows; never closed.
+    calls = [asyncio.create_task(store.list_sessions(app_name="a")) for _ in range(30)]
+    await asyncio.sleep(0.01)
+
+for _ in range(5):
+    asyncio.run(main())
+print("returned")
+"""
+
+
+def test_an_async_config_left_open_does_not_keep_asyncio_run_from_returning(dsn: str) -> None:
+    result = subprocess.run(
+        [PYTHON, "-c", _LEFT_OPEN, dsn],
+        check=False,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.stdout.strip() == "returned", result.stderr

@@ -14,7 +14,13 @@ import select
 import socket
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from contextlib import AbstractContextManager, asynccontextmanager, contextmanager, nullcontext
+from contextlib import (
+    AbstractContextManager,
+    asynccontextmanager,
+    contextmanager,
+    nullcontext,
+    suppress,
+)
 from time import monotonic
 from typing import Any
 
@@ -109,6 +115,19 @@ def _timer(delay: float, fn: Callable[[], None]) -> Callable[[], None]:
     timer.daemon = True
     timer.start()
     return timer.cancel
+
+
+async def _close_at_loop_shutdown(pool: AsyncConnectionPool[Any]) -> None:
+    """Wait until cancelled, then close ``pool``: an open pool must not outlive its loop.
+
+    ``asyncio.run()`` cancels every task on its way out. A psycopg_pool worker
+    cancelled while it connects takes that for a failed attempt and waits for
+    more work, so the loop would never finish; closing the pool stops it.
+    """
+    try:
+        await asyncio.get_running_loop().create_future()
+    finally:
+        await pool.close()
 
 
 def _hold_outside_transactions(
@@ -217,6 +236,7 @@ class PsycopgAsyncConfig(_ConfigBase):
         super().__init__(connection_config)
         self._pool: AsyncConnectionPool[AsyncConnection[TupleRow]] | None = None
         self._pool_loop: asyncio.AbstractEventLoop | None = None
+        self._closer: asyncio.Task[None] | None = None
         self._open_lock = threading.Lock()
 
     @staticmethod
@@ -254,6 +274,9 @@ class PsycopgAsyncConfig(_ConfigBase):
         with self._open_lock:
             if self._pool is None or self._pool_loop is not loop:
                 self._pool, self._pool_loop = new_pool, loop
+                self._closer = loop.create_task(
+                    _close_at_loop_shutdown(new_pool), name="sqlspec: close the pool at loop end"
+                )
                 return new_pool
             winner = self._pool
         await new_pool.close()
@@ -328,12 +351,16 @@ class PsycopgAsyncConfig(_ConfigBase):
     async def close(self) -> None:
         """Close the pool and its connections; a later use opens a new pool."""
         with self._open_lock:
-            pool, loop = self._pool, self._pool_loop
-            self._pool = self._pool_loop = None
+            pool, loop, closer = self._pool, self._pool_loop, self._closer
+            self._pool = self._pool_loop = self._closer = None
         # A pool left by a loop that has since closed cannot run its shutdown;
         # its connections close when it is collected.
         if pool is not None and loop is asyncio.get_running_loop():
             await pool.close()
+            if closer is not None:
+                closer.cancel()
+                with suppress(asyncio.CancelledError):
+                    await closer
 
     async def __aenter__(self) -> PsycopgAsyncConfig:
         return self
