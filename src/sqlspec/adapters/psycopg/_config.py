@@ -197,9 +197,9 @@ class _ConfigBase:
     def _server_suspect(self, stats: Mapping[str, int]) -> bool:
         """Whether a pool that gave no connection in time may have lost its server.
 
-        It may, unless every connection it can hold is lent out, or if it failed
-        to connect since the last time this was asked; then a direct connection
-        finds out why.
+        It may if fewer than ``max_size`` connections are lent out (the others
+        could not be opened), or if it failed to connect since the last time this
+        was asked; then a direct connection finds out why.
         """
         errors = stats.get("connections_errors", 0)
         new_errors, self._connect_errors_seen = errors > self._connect_errors_seen, errors
