@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import time
 
 import psycopg
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from helpers import PYTHON, subprocess_env
 from sqlspec import ImproperConfigurationError
 from sqlspec.adapters.psycopg import PsycopgAsyncConfig, PsycopgSyncConfig
+from sqlspec.adapters.psycopg._config import _Watchdog
 
 SEED_KEYS = {
     "conninfo": "postgresql://user:pass@localhost/db?sslmode=require",
@@ -183,3 +185,14 @@ def test_an_async_config_left_open_does_not_keep_asyncio_run_from_returning(dsn:
         timeout=30,
     )
     assert result.stdout.strip() == "returned", result.stderr
+
+
+def test_sync_deadlines_fire_in_time_order_and_cancelled_ones_never() -> None:
+    watchdog = _Watchdog()
+    fired: list[str] = []
+    watchdog.schedule(0.3, lambda: fired.append("late"))
+    watchdog.schedule(0.1, lambda: fired.append("early"))
+    cancel = watchdog.schedule(0.2, lambda: fired.append("cancelled"))
+    cancel()
+    time.sleep(0.5)
+    assert fired == ["early", "late"]
