@@ -1,4 +1,5 @@
-"""Shared test helpers: a scripted offline model, a state-writing tool, a round-trip counter.
+"""Shared test helpers: a scripted offline model, a state-writing tool, a round-trip counter,
+and the figures the robustness suites report.
 
 Nothing here talks to a network service other than the test's PostgreSQL.
 """
@@ -10,11 +11,13 @@ import os
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 from google.adk.models.base_llm import BaseLlm
 from google.adk.models.llm_request import LlmRequest
 from google.adk.models.llm_response import LlmResponse
@@ -250,3 +253,21 @@ class RoundTripCounter:
         texts = [t.read() for t in traces.values()]
         self.last_trace = "\n----\n".join(texts)
         return sum(count_round_trips(text) for text in texts)
+
+
+# ------------------------------------------------------------------- figures
+
+
+def figures_report(title: str, figures: Counter[str], *, total: bool = False) -> Any:
+    """A module fixture that prints ``figures`` once the module's tests have run (``-s``).
+
+    ``total`` puts their sum first (for counts of inputs by outcome).
+    """
+
+    @pytest.fixture(scope="module", autouse=True)
+    def _report() -> Iterator[None]:
+        yield
+        prefix = f"{sum(figures.values())} " if total else ""
+        print(f"\n{title}: {prefix}{dict(sorted(figures.items()))}")
+
+    return _report

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -22,9 +23,9 @@ from typing import Any
 
 import psycopg
 import psycopg_pool
-import pytest
 
 import sqlspec
+from helpers import figures_report
 from sqlspec.adapters.psycopg import PsycopgAsyncConfig, PsycopgSyncConfig
 from sqlspec.adapters.psycopg.adk import PsycopgAsyncADKStore, PsycopgSyncADKStore
 from sqlspec.extensions.adk import SQLSpecSessionService
@@ -41,17 +42,8 @@ BOUND = TIMEOUT + HOLD + 5.0
 #: What a caller may see when the pool is exhausted.
 POOL_ERRORS: tuple[type[BaseException], ...] = (sqlspec.PoolExhaustedError,)
 
-FIGURES: dict[str, int] = {}
-
-
-def count(name: str, n: int = 1) -> None:
-    FIGURES[name] = FIGURES.get(name, 0) + n
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _report() -> Iterator[None]:
-    yield
-    print(f"\npool exhaustion: {dict(sorted(FIGURES.items()))}")
+FIGURES: Counter[str] = Counter()
+_report = figures_report("pool exhaustion", FIGURES)
 
 
 def pool_settings(dsn: str, name: str, **extra: Any) -> dict[str, Any]:
@@ -142,7 +134,7 @@ async def exhaust_async(dsn: str, name: str, **extra: Any) -> tuple[list[Any], l
         tasks = [asyncio.create_task(caller()) for _ in range(CALLERS)]
         await asyncio.sleep(HOLD)
     done = await asyncio.wait_for(asyncio.gather(*tasks), timeout=BOUND + 10)
-    count("async callers", CALLERS)
+    FIGURES["async callers"] += CALLERS
     return [r for r, _ in done], [t for _, t in done], service
 
 
@@ -151,7 +143,7 @@ async def test_async_callers_beyond_max_size_fail_fast_and_the_pool_recovers(dsn
     results, times, service = await exhaust_async(dsn, name)
     errors = [r for r in results if isinstance(r, BaseException)]
     served = [r for r in results if not isinstance(r, BaseException)]
-    count("pool errors seen", len(errors))
+    FIGURES["pool errors seen"] += len(errors)
     # The lock held the first MAX_SIZE inside the server; they finish once it goes.
     assert len(served) >= MAX_SIZE
     assert len(errors) >= CALLERS - MAX_SIZE - 2, results
@@ -185,7 +177,7 @@ async def test_async_max_waiting_refuses_at_once(dsn: str) -> None:
     name = "exhaust-async-waiting"
     results, times, service = await exhaust_async(dsn, name, max_waiting=2)
     errors = [r for r in results if isinstance(r, BaseException)]
-    count("pool errors seen", len(errors))
+    FIGURES["pool errors seen"] += len(errors)
     refused = [
         e
         for e in errors
@@ -227,7 +219,7 @@ async def test_cancelled_callers_leak_no_connection(dsn: str) -> None:
         results = await asyncio.wait_for(
             asyncio.gather(*tasks, return_exceptions=True), timeout=BOUND
         )
-    count("cancelled callers", sum(isinstance(r, asyncio.CancelledError) for r in results))
+    FIGURES["cancelled callers"] += sum(isinstance(r, asyncio.CancelledError) for r in results)
     assert all(isinstance(r, asyncio.CancelledError) for r in results), results
     # Writes and reads work, at full concurrency, and nothing stays checked out.
     from google.adk.events.event import Event
@@ -269,7 +261,7 @@ def exhaust_sync(dsn: str, name: str, **extra: Any) -> tuple[list[Any], list[flo
             started_all.wait(timeout=10)
             time.sleep(HOLD)
         done = [f.result(timeout=BOUND + 10) for f in futures]
-    count("sync callers", CALLERS)
+    FIGURES["sync callers"] += CALLERS
     return [r for r, _ in done], [t for _, t in done], store
 
 
@@ -277,7 +269,7 @@ def test_sync_callers_beyond_max_size_fail_fast_and_the_pool_recovers(dsn: str) 
     name = "exhaust-sync"
     results, times, store = exhaust_sync(dsn, name)
     errors = [r for r in results if isinstance(r, BaseException)]
-    count("pool errors seen", len(errors))
+    FIGURES["pool errors seen"] += len(errors)
     assert len(errors) >= CALLERS - MAX_SIZE - 2, results
     assert all(isinstance(e, POOL_ERRORS) for e in errors), {type(e) for e in errors}
     assert max(times) < BOUND, times
