@@ -191,18 +191,11 @@ async def async_writer(service: Any, writer: Writer) -> None:
             try:
                 await service.append_event(session, event)
             except Exception as exc:
-                writer.record(
-                    kind="append",
-                    user=user,
-                    sid=sid,
-                    event=event.id,
-                    tag=tag,
-                    delta=sent,
-                    outcome=outcome_of(exc),
-                )
+                outcome, revision = outcome_of(exc), None
                 writer.loaded.pop(key, None)
-                continue
-            writer.last_committed[key] = event
+            else:
+                outcome, revision = "committed", marker(session)
+                writer.last_committed[key] = event
             writer.record(
                 kind="append",
                 user=user,
@@ -210,8 +203,8 @@ async def async_writer(service: Any, writer: Writer) -> None:
                 event=event.id,
                 tag=tag,
                 delta=sent,
-                revision=marker(session),
-                outcome="committed",
+                revision=revision,
+                outcome=outcome,
             )
         except Exception as exc:  # a load that failed, say
             writer.record(kind="other", user=user, sid=sid, outcome=outcome_of(exc))
