@@ -8,14 +8,13 @@ where no event loop runs (a plain script, as far as it can tell).
 from __future__ import annotations
 
 import asyncio
-import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timezone
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from google.adk.errors import StaleSessionError
 from google.adk.events.event import Event
-from google.adk.sessions.base_session_service import GetSessionConfig
+from google.adk.sessions.base_session_service import BaseSessionService, GetSessionConfig
 from google.adk.sessions.session import Session
 from psycopg import AsyncConnection, Connection
 from psycopg.rows import TupleRow
@@ -38,21 +37,6 @@ __all__ = ["IMPLEMENTATIONS", "Impl", "adk_unavailable", "build_impls"]
 
 def _config(recent: int | None) -> GetSessionConfig | None:
     return None if recent is None else GetSessionConfig(num_recent_events=recent)
-
-
-def _sessions_of(result: Any) -> list[Session]:
-    """The sessions of a ``list_sessions`` answer: a list, or a response/page object."""
-    sessions = getattr(result, "sessions", result)
-    return list(sessions)
-
-
-def _takes(fn: Callable[..., Any], *names: str) -> bool:
-    """Whether ``fn`` accepts every keyword in ``names`` (API detection)."""
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-    return all(name in params for name in names)
 
 
 class Impl:
@@ -105,6 +89,10 @@ class Impl:
         """The user's sessions as a ``list[Session]`` (or an awaitable of it)."""
         raise NotImplementedError
 
+    def loop_append(self) -> Callable[[Session, Event], Awaitable[Any]] | None:
+        """How to append from inside a running event loop, or ``None`` where it cannot."""
+        return self.append_event if self.is_async else None
+
     def paging_missing(self) -> str | None:
         """Why :meth:`list_page` cannot run here, or ``None`` when it can."""
         return "no paging API"
@@ -117,30 +105,11 @@ class Impl:
 # --- sqlspec -------------------------------------------------------------------------
 
 
-class SQLSpecAsyncService(Impl):
-    key = "sqlspec-async"
-    label = "sqlspec async · service"
-    family = "sqlspec"
+class _AsyncService(Impl):
+    """An async ``BaseSessionService``, driven through ADK's own interface."""
+
     is_async = True
-
-    async def open(self) -> None:
-        self.config = PsycopgAsyncConfig(
-            {"conninfo": self.dsn, "min_size": 1, "max_size": self.pool_size}
-        )
-        self.store = PsycopgAsyncADKStore(self.config)
-        await self.store.create_tables()
-        self.service = SQLSpecSessionService(self.store)
-
-    async def close(self) -> None:
-        await self.service.close()
-
-    async def grow(self) -> None:
-        pool = await self.config.provide_pool()
-        await pool.resize(min_size=self.pool_size, max_size=self.pool_size)
-        await pool.wait()
-
-    async def release(self) -> None:
-        await self.config.close()  # the next call opens a fresh pool of min_size
+    service: BaseSessionService
 
     async def create_session(
         self, app: str, user: str, session_id: str, state: dict[str, Any] | None
@@ -160,26 +129,55 @@ class SQLSpecAsyncService(Impl):
         )
 
     async def list_sessions(self, app: str, user: str) -> list[Session]:
-        return _sessions_of(await self.service.list_sessions(app_name=app, user_id=user))
+        return (await self.service.list_sessions(app_name=app, user_id=user)).sessions
+
+
+class SQLSpecAsyncService(_AsyncService):
+    key = "sqlspec-async"
+    label = "sqlspec async · service"
+    family = "sqlspec"
+
+    async def open(self) -> None:
+        self.config = PsycopgAsyncConfig(
+            {"conninfo": self.dsn, "min_size": 1, "max_size": self.pool_size}
+        )
+        self.store = PsycopgAsyncADKStore(self.config)
+        await self.store.create_tables()
+        self.sqlspec = SQLSpecSessionService(self.store)
+        self.service = self.sqlspec
+
+    async def close(self) -> None:
+        await self.sqlspec.close()
+
+    async def grow(self) -> None:
+        pool = await self.config.provide_pool()
+        await pool.resize(min_size=self.pool_size, max_size=self.pool_size)
+        await pool.wait()
+
+    async def release(self) -> None:
+        await self.config.close()  # the next call opens a fresh pool of min_size
 
     def paging_missing(self) -> str | None:
-        if _takes(self.service.list_sessions, "limit", "cursor"):
-            return None
-        return "SQLSpecSessionService.list_sessions takes no limit/cursor yet"
+        return None
 
     async def list_page(
         self, app: str, user: str, limit: int, cursor: Any
     ) -> tuple[list[Session], Any]:
-        list_sessions: Any = self.service.list_sessions
-        page = await list_sessions(app_name=app, user_id=user, limit=limit, cursor=cursor)
-        return _sessions_of(page), getattr(page, "next_cursor", None)
+        page = await self.sqlspec.list_sessions(
+            app_name=app, user_id=user, limit=limit, cursor=cursor
+        )
+        return page.sessions, page.next_cursor
 
 
 class SQLSpecSyncStore(Impl):
+    """The sync store, called directly from a plain thread (no event loop)."""
+
     key = "sqlspec-sync-store"
     label = "sqlspec sync · store"
     family = "sqlspec"
     is_async = False
+    #: What the operations call: the store here, the sync service in the subclass.
+    api: PsycopgSyncADKStore | SyncSQLSpecSessionService
 
     async def open(self) -> None:
         self.config = PsycopgSyncConfig(
@@ -187,6 +185,7 @@ class SQLSpecSyncStore(Impl):
         )
         self.store = PsycopgSyncADKStore(self.config)
         await asyncio.to_thread(self.store.create_tables)
+        self.api = self.store
 
     async def close(self) -> None:
         await asyncio.to_thread(self.store.close)
@@ -205,35 +204,30 @@ class SQLSpecSyncStore(Impl):
     def create_session(
         self, app: str, user: str, session_id: str, state: dict[str, Any] | None
     ) -> Session:
-        return self.store.create_session(
+        return self.api.create_session(
             app_name=app, user_id=user, session_id=session_id, state=state
         )
 
     def append_event(self, session: Session, event: Event) -> Any:
         # The store's own contract: the event carries no temp: keys (ours never do).
-        return self.store.append_event(session, event)
+        return self.api.append_event(session, event)
 
     def get_session(
         self, app: str, user: str, session_id: str, recent: int | None
     ) -> Session | None:
-        return self.store.get_session(
+        return self.api.get_session(
             app_name=app, user_id=user, session_id=session_id, config=_config(recent)
         )
 
     def list_sessions(self, app: str, user: str) -> list[Session]:
-        return _sessions_of(self.store.list_sessions(app_name=app, user_id=user))
+        return self.api.list_sessions(app_name=app, user_id=user).sessions
 
     def paging_missing(self) -> str | None:
-        if _takes(self.store.list_sessions, "limit", "cursor"):
-            return None
-        return "PsycopgSyncADKStore.list_sessions takes no limit/cursor yet"
+        return None
 
     def list_page(self, app: str, user: str, limit: int, cursor: Any) -> tuple[list[Session], Any]:
-        list_sessions: Any = self.store.list_sessions
-        page = list_sessions(
-            app_name=app, user_id=user, limit=limit, cursor=cursor, order_by="update_time"
-        )
-        return _sessions_of(page), getattr(page, "next_cursor", None)
+        page = self.api.list_sessions(app_name=app, user_id=user, limit=limit, cursor=cursor)
+        return page.sessions, page.next_cursor
 
 
 class SQLSpecSyncService(SQLSpecSyncStore):
@@ -246,39 +240,12 @@ class SQLSpecSyncService(SQLSpecSyncStore):
         await super().open()
         # The constructor builds the sync service for a sync store (and is typed so).
         self.service: SyncSQLSpecSessionService = SQLSpecSessionService(self.store)
+        self.api = self.service
 
-    def create_session(
-        self, app: str, user: str, session_id: str, state: dict[str, Any] | None
-    ) -> Session:
-        return self.service.create_session(
-            app_name=app, user_id=user, session_id=session_id, state=state
-        )
-
-    def append_event(self, session: Session, event: Event) -> Any:
-        return self.service.append_event(session, event)
-
-    def get_session(
-        self, app: str, user: str, session_id: str, recent: int | None
-    ) -> Session | None:
-        return self.service.get_session(
-            app_name=app, user_id=user, session_id=session_id, config=_config(recent)
-        )
-
-    def list_sessions(self, app: str, user: str) -> list[Session]:
-        return _sessions_of(self.service.list_sessions(app_name=app, user_id=user))
-
-    def paging_missing(self) -> str | None:
-        if _takes(self.service.list_sessions, "limit", "cursor"):
-            return None
-        return "SyncSQLSpecSessionService.list_sessions takes no limit/cursor yet"
-
-    def list_page(self, app: str, user: str, limit: int, cursor: Any) -> tuple[list[Session], Any]:
-        list_sessions: Any = self.service.list_sessions
-        page = list_sessions(app_name=app, user_id=user, limit=limit, cursor=cursor)
-        return _sessions_of(page), getattr(page, "next_cursor", None)
-
-
-# --- ADK's DatabaseSessionService ----------------------------------------------------
+    def loop_append(self) -> Callable[[Session, Event], Awaitable[Any]]:
+        # Called inside a running loop, the sync service returns awaitables (its
+        # executor's futures), which its Event-returning signature does not say.
+        return cast("Callable[[Session, Event], Awaitable[Any]]", self.service.append_event)
 
 
 def adk_unavailable(driver: str) -> str | None:
@@ -291,45 +258,25 @@ def adk_unavailable(driver: str) -> str | None:
     return None
 
 
-class ADKDatabase(Impl):
+class ADKDatabase(_AsyncService):
     family = "adk"
-    is_async = True
     driver: ClassVar[str]
 
     async def open(self) -> None:
         from google.adk.sessions.database_session_service import DatabaseSessionService
 
         # ADK's defaults (pool_pre_ping included), with a pool as large as the others'.
-        self.service = DatabaseSessionService(
+        self.adk = DatabaseSessionService(
             sqlalchemy_url(self.dsn, self.driver), pool_size=self.pool_size, max_overflow=0
         )
-        await self.service.prepare_tables()
+        await self.adk.prepare_tables()
+        self.service = self.adk
 
     async def close(self) -> None:
-        await self.service.close()
+        await self.adk.close()
 
     async def release(self) -> None:
-        await self.service.db_engine.dispose()  # the engine reconnects on demand
-
-    async def create_session(
-        self, app: str, user: str, session_id: str, state: dict[str, Any] | None
-    ) -> Session:
-        return await self.service.create_session(
-            app_name=app, user_id=user, session_id=session_id, state=state
-        )
-
-    async def append_event(self, session: Session, event: Event) -> Event:
-        return await self.service.append_event(session, event)
-
-    async def get_session(
-        self, app: str, user: str, session_id: str, recent: int | None
-    ) -> Session | None:
-        return await self.service.get_session(
-            app_name=app, user_id=user, session_id=session_id, config=_config(recent)
-        )
-
-    async def list_sessions(self, app: str, user: str) -> list[Session]:
-        return _sessions_of(await self.service.list_sessions(app_name=app, user_id=user))
+        await self.adk.db_engine.dispose()  # the engine reconnects on demand
 
     def paging_missing(self) -> str | None:
         return "ADK's DatabaseSessionService has no paging"

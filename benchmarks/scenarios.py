@@ -547,17 +547,6 @@ S5 = "5 concurrency"
 MIXES = (("app: 1 in 10", DeltaMix(1, 10)), ("app: every event", DeltaMix(1, 1)))
 
 
-def _loop_append(impl: Impl) -> Callable[[Any, Event], Awaitable[Any]] | None:
-    """How to append from a running loop: the async API, or the sync service's awaitables."""
-    if impl.is_async:
-        return impl.append_event
-    service = getattr(impl, "service", None)
-    if service is not None:
-        append: Callable[[Any, Event], Awaitable[Any]] = service.append_event
-        return append
-    return None
-
-
 def _is_pool_timeout(exc: BaseException) -> bool:
     from psycopg_pool import PoolTimeout
 
@@ -569,7 +558,7 @@ def _is_pool_timeout(exc: BaseException) -> bool:
 async def scenario_concurrency(ctx: Context) -> None:
     s = ctx.sizes
     for impl in ctx.impls:
-        append = _loop_append(impl)
+        append = impl.loop_append()
         if append is None:
             ctx.notes.append(f"5 concurrency: {impl.label} skipped (no asyncio API)")
             continue
