@@ -72,6 +72,16 @@ def _pool_settings(target: Target) -> dict[str, Any]:
     return pool
 
 
+def _missing(name: str, status: Status, missing: list[str]) -> Check:
+    """A check for tables or indexes that are gone, which ``migrate --repair`` recreates."""
+    return Check(
+        name,
+        status,
+        f"missing: {', '.join(missing)}",
+        "recreate them with `sqlspec-adk migrate --repair`",
+    )
+
+
 def _schema_check(version: int | None, can_create: bool, user: str) -> Check:
     if version is None:
         advice = "create them with `sqlspec-adk init`"
@@ -176,14 +186,7 @@ def _diagnose(store: PsycopgSyncADKStore, target: Target, workers: int) -> dict[
         if version is not None:
             missing = [t["name"] for t in tables if not t["exists"]]
             if missing:
-                checks.append(
-                    Check(
-                        "tables",
-                        "error",
-                        f"missing: {', '.join(missing)}",
-                        "recreate them with `sqlspec-adk migrate --repair`",
-                    )
-                )
+                checks.append(_missing("tables", "error", missing))
             else:
                 checks.append(Check("tables", "ok", "all four tables exist"))
         if version == SCHEMA_VERSION:
@@ -191,14 +194,7 @@ def _diagnose(store: PsycopgSyncADKStore, target: Target, workers: int) -> dict[
             absent = [name for name in _inspect.expected_indexes(store) if name not in present]
             invalid = [i["name"] for i in indexes if not i["valid"]]
             if absent:
-                checks.append(
-                    Check(
-                        "indexes",
-                        "warning",
-                        f"missing: {', '.join(absent)}",
-                        "recreate them with `sqlspec-adk migrate --repair`",
-                    )
-                )
+                checks.append(_missing("indexes", "warning", absent))
             if invalid:
                 checks.append(
                     Check(
