@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from google.adk.events.event import Event
 from google.adk.sessions.base_session_service import GetSessionConfig
+from google.adk.sessions.session import Session
 from psycopg import AsyncConnection
 from psycopg.rows import TupleRow
 
@@ -143,6 +144,21 @@ def _recent(n: int | None) -> GetSessionConfig | None:
 
 # --- 1. append_event ------------------------------------------------------------------
 
+
+async def _appender(
+    impl: Impl, key: str, number: int, count: int, text_bytes: int
+) -> tuple[Session, list[Event], Callable[[int], Any]]:
+    """Benchmark session ``number`` (``key`` as user and id), ``count`` events for it,
+    and a call that appends event ``i``."""
+    session = await impl.call(impl.create_session, APP, key, key, session_state(number))
+    events = make_events(count, text_bytes=text_bytes)
+
+    def append(i: int) -> Any:
+        return impl.append_event(session, events[i])
+
+    return session, events, append
+
+
 S1 = "1 append"
 
 
@@ -154,14 +170,10 @@ async def scenario_append(ctx: Context) -> None:
     for impl in ctx.impls:
 
         async def setup(impl: Impl = impl) -> Callable[[int], Any]:
-            key = f"append-{impl.key}"
-            session = await impl.call(impl.create_session, APP, key, key, session_state(1))
-            events = make_events(s.warmup + s.appends, text_bytes=s.text_bytes)
+            session, events, append = await _appender(
+                impl, f"append-{impl.key}", 1, s.warmup + s.appends, s.text_bytes
+            )
             sessions[impl.key] = (session, events)
-
-            def append(i: int) -> Any:
-                return impl.append_event(session, events[i])
-
             return append
 
         fn = await ctx.guard(S1, operation, impl.label, setup)
@@ -717,14 +729,10 @@ async def _bulk_import(ctx: Context) -> None:
         if impl.key == "sqlspec-sync-service":
             continue  # the same store as sqlspec-sync-store
 
-        async def setup(impl: Impl = impl) -> Any:
-            key = f"loop-{impl.key}"
-            session = await impl.call(impl.create_session, APP, key, key, session_state(6))
-            events = make_events(s.append_sample + 5, text_bytes=s.text_bytes)
-
-            def append(i: int) -> Any:
-                return impl.append_event(session, events[i])
-
+        async def setup(impl: Impl = impl) -> Callable[[int], Any]:
+            _, _, append = await _appender(
+                impl, f"loop-{impl.key}", 6, s.append_sample + 5, s.text_bytes
+            )
             return append
 
         fn = await ctx.guard(S6, loop_operation, impl.label, setup)
