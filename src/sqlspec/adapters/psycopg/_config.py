@@ -307,7 +307,7 @@ class PsycopgAsyncConfig(_ConfigBase):
         # fails now, with its cause, not after the pool's timeout.
         cause = await self._connect_error(conninfo)
         if cause is not None:
-            raise self.settings.pool_error({}, conninfo, cause, lent=0) from cause
+            raise self.settings.unreachable(conninfo, cause) from cause
         new_pool: AsyncConnectionPool[AsyncConnection[TupleRow]] = AsyncConnectionPool(
             conninfo,
             kwargs=self.settings.connect_kwargs,
@@ -367,8 +367,11 @@ class PsycopgAsyncConfig(_ConfigBase):
         """The typed error for no connection in time, with the server's refusal if any."""
         stats = pool.get_stats()
         conninfo = str(pool.conninfo)
-        cause = await self._connect_error(conninfo) if self._server_suspect(stats) else None
-        return self.settings.pool_error(stats, conninfo, cause, self._lent)
+        if self._server_suspect(stats):
+            cause = await self._connect_error(conninfo)
+            if cause is not None:
+                return self.settings.unreachable(conninfo, cause)
+        return self.settings.pool_error(stats, conninfo, self._lent)
 
     def command_deadline(self, conn: AsyncConnection[TupleRow]) -> AbstractContextManager[None]:
         """Bound the block's wait for the server by ``command_timeout``, if set."""
@@ -446,7 +449,7 @@ class PsycopgSyncConfig(_ConfigBase):
                 conninfo = self.resolve_conninfo()
                 cause = self._connect_error(conninfo)
                 if cause is not None:
-                    raise self.settings.pool_error({}, conninfo, cause, lent=0) from cause
+                    raise self.settings.unreachable(conninfo, cause) from cause
                 new_pool: ConnectionPool[Connection[TupleRow]] = ConnectionPool(
                     conninfo,
                     kwargs=self.settings.connect_kwargs,
@@ -493,8 +496,11 @@ class PsycopgSyncConfig(_ConfigBase):
         """The typed error for no connection in time, with the server's refusal if any."""
         stats = pool.get_stats()
         conninfo = str(pool.conninfo)
-        cause = self._connect_error(conninfo) if self._server_suspect(stats) else None
-        return self.settings.pool_error(stats, conninfo, cause, self._lent)
+        if self._server_suspect(stats):
+            cause = self._connect_error(conninfo)
+            if cause is not None:
+                return self.settings.unreachable(conninfo, cause)
+        return self.settings.pool_error(stats, conninfo, self._lent)
 
     def command_deadline(self, conn: Connection[TupleRow]) -> AbstractContextManager[None]:
         """Bound the block's wait for the server by ``command_timeout``, if set."""

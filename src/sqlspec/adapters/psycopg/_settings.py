@@ -170,20 +170,19 @@ class PoolSettings:
             command_timeout=command_timeout,
         )
 
-    def pool_error(
-        self, stats: Mapping[str, int], conninfo: str, cause: BaseException | None, lent: int
-    ) -> SQLSpecError:
-        """The typed error for a pool that gave no connection in time.
+    @staticmethod
+    def unreachable(conninfo: str, cause: BaseException) -> DatabaseUnavailableError:
+        """The typed error for a server a direct connection just failed to reach."""
+        return DatabaseUnavailableError(
+            f"cannot connect to {masked_conninfo(conninfo)}: {str(cause).strip()}"
+        )
 
-        ``cause`` is why a direct connection just failed, if it did. Otherwise a
-        pool with fewer than ``max_size`` connections lent out could not open or
-        reopen the others (the server is the problem); a fully lent one is too
-        small for the load.
+    def pool_error(self, stats: Mapping[str, int], conninfo: str, lent: int) -> SQLSpecError:
+        """The typed error for a pool that gave no connection in time, its server reachable.
+
+        A pool with fewer than ``max_size`` connections lent out could not open
+        or reopen the others; a fully lent one is too small for the load.
         """
-        if cause is not None:
-            return DatabaseUnavailableError(
-                f"cannot connect to {masked_conninfo(conninfo)}: {str(cause).strip()}"
-            )
         timeout = self.pool.get("timeout", 30.0)
         if lent < self.max_size:
             return DatabaseUnavailableError(

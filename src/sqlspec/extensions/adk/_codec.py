@@ -217,8 +217,7 @@ def _event_json(event: Event) -> str:
         if not delta:
             raise
         stored = pydantic_core.from_json(encode_state(delta))
-        actions = event.actions.model_copy(update={"state_delta": stored})
-        return event.model_copy(update={"actions": actions}).model_dump_json(exclude_none=True)
+        return with_state_delta(event, stored).model_dump_json(exclude_none=True)
 
 
 #: JSON with fewer brackets than this cannot nest deep enough to need a check.
@@ -366,8 +365,13 @@ def without_temp_keys(event: Event) -> Event:
     if not delta or not any(key.startswith(State.TEMP_PREFIX) for key in delta):
         return event
     kept = {k: v for k, v in delta.items() if not k.startswith(State.TEMP_PREFIX)}
+    return with_state_delta(event, kept)
+
+
+def with_state_delta(event: Event, delta: dict[str, Any]) -> Event:
+    """A copy of ``event`` with another state delta; the caller's event is left as it is."""
     return event.model_copy(
-        update={"actions": event.actions.model_copy(update={"state_delta": kept})}
+        update={"actions": event.actions.model_copy(update={"state_delta": delta})}
     )
 
 
