@@ -10,9 +10,11 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from difflib import get_close_matches
 from typing import Any
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.pq import Conninfo
 
 from sqlspec.exceptions import (
     DatabaseUnavailableError,
@@ -36,43 +38,6 @@ POOL_KEYS: Mapping[str, tuple[type, ...]] = {
     "name": (str,),
 }
 
-#: libpq connection parameters accepted as separate keys (merged into the conninfo).
-LIBPQ_KEYS = frozenset(
-    {
-        "host",
-        "hostaddr",
-        "port",
-        "dbname",
-        "user",
-        "password",
-        "passfile",
-        "service",
-        "connect_timeout",
-        "client_encoding",
-        "options",
-        "application_name",
-        "fallback_application_name",
-        "keepalives",
-        "keepalives_idle",
-        "keepalives_interval",
-        "keepalives_count",
-        "tcp_user_timeout",
-        "sslmode",
-        "sslcert",
-        "sslkey",
-        "sslpassword",
-        "sslrootcert",
-        "sslcrl",
-        "sslnegotiation",
-        "require_auth",
-        "channel_binding",
-        "gssencmode",
-        "krbsrvname",
-        "target_session_attrs",
-        "load_balance_hosts",
-    }
-)
-
 #: psycopg ``Connection.connect()`` options, with the types they accept.
 CONNECTION_KEYS: Mapping[str, tuple[type, ...]] = {
     "autocommit": (bool,),
@@ -84,7 +49,25 @@ CLIENT_KEYS: Mapping[str, tuple[type, ...]] = {
     "command_timeout": (int, float, type(None)),
 }
 
-VALID_KEYS = frozenset({"conninfo", *POOL_KEYS, *LIBPQ_KEYS, *CONNECTION_KEYS, *CLIENT_KEYS})
+_OWN_KEYS = frozenset({"conninfo", *POOL_KEYS, *CONNECTION_KEYS, *CLIENT_KEYS})
+
+#: The parameters the libpq in use knows, as libpq itself reports them.
+_LIBPQ_OPTIONS = {o.keyword.decode(): o.dispchar.decode() for o in Conninfo.get_defaults()}
+
+#: libpq's debug-only parameters ("D"), which postgres_fdw refuses to its users too: they
+#: make a replication connection no store can query through (``replication``), carry SCRAM
+#: keys meant for postgres_fdw's pass-through (``scram_client_key``, ``scram_server_key``) or
+#: write the TLS session secrets to a file (``sslkeylogfile``).
+_LIBPQ_DEBUG_KEYS = frozenset(k for k, disp in _LIBPQ_OPTIONS.items() if disp == "D")
+
+#: libpq connection parameters accepted as separate keys (merged into the conninfo): all
+#: but the debug-only ones. This library's own keys win over a libpq one of the same name.
+LIBPQ_KEYS = frozenset(_LIBPQ_OPTIONS) - _LIBPQ_DEBUG_KEYS - _OWN_KEYS
+
+#: libpq parameters whose values are secrets ("*"), such as password and oauth_client_secret.
+_SECRET_KEYS = frozenset(k for k, disp in _LIBPQ_OPTIONS.items() if disp == "*")
+
+VALID_KEYS = _OWN_KEYS | LIBPQ_KEYS
 
 #: Keys (and libpq environment variables) that name a server; with none of them
 #: set, the config starts the embedded server instead.
@@ -93,14 +76,35 @@ _SERVER_ENV = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGSERVICE")
 
 
 def masked_conninfo(conninfo: str) -> str:
-    """Return ``conninfo`` with any password replaced, for messages and reprs."""
+    """Return ``conninfo`` with any password or other secret replaced, for messages and reprs."""
     try:
         params = conninfo_to_dict(conninfo)
     except Exception:
         return "<unparsable conninfo>"
-    if "password" in params:
-        params["password"] = "***"
+    for key in _SECRET_KEYS & params.keys():
+        params[key] = "***"
     return make_conninfo("", **{k: v for k, v in params.items() if v is not None})
+
+
+def _unknown_keys_message(unknown: list[str]) -> str:
+    """Name the unknown keys, with the likely intended ones, then every valid key by kind.
+
+    The kinds keep the list of some sixty keys readable; the libpq ones are listed
+    from the libpq in use, whose version decides which of them exist.
+    """
+    named = []
+    for key in unknown:
+        if key in _LIBPQ_DEBUG_KEYS:
+            named.append(f"{key!r} (a debug-only libpq parameter, not accepted)")
+        elif close := get_close_matches(key, VALID_KEYS, n=2):
+            named.append(f"{key!r} (did you mean {' or '.join(map(repr, close))}?)")
+        else:
+            named.append(repr(key))
+    return (
+        f"unknown connection_config key(s) {', '.join(named)}; valid keys: conninfo; "
+        f"pool: {', '.join(POOL_KEYS)}; connection: {', '.join(CONNECTION_KEYS)}; "
+        f"client: {', '.join(CLIENT_KEYS)}; libpq parameters: {', '.join(sorted(LIBPQ_KEYS))}"
+    )
 
 
 @dataclass(frozen=True)
@@ -121,10 +125,7 @@ class PoolSettings:
         config = dict(config or {})
         unknown = sorted(set(config) - VALID_KEYS)
         if unknown:
-            raise ImproperConfigurationError(
-                f"unknown connection_config key(s) {', '.join(map(repr, unknown))}; "
-                f"valid keys are: {', '.join(sorted(VALID_KEYS))}"
-            )
+            raise ImproperConfigurationError(_unknown_keys_message(unknown))
         for key, types in (*POOL_KEYS.items(), *CONNECTION_KEYS.items(), *CLIENT_KEYS.items()):
             if key in config and (
                 not isinstance(config[key], types)
