@@ -34,7 +34,7 @@ from google.adk.events.event import Event
 from google.adk.sessions.session import Session
 from pydantic import TypeAdapter
 
-from sqlspec.adapters.psycopg.adk._sql import EVENT_COLUMNS
+from sqlspec.adapters.psycopg.adk.session._schema import EVENT_COLUMNS
 
 __all__ = [
     "EVENTS",

@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 from conftest import pool_config
 from sqlspec.adapters.psycopg import PsycopgAsyncConfig, PsycopgSyncConfig
 from sqlspec.adapters.psycopg.adk import PsycopgAsyncADKStore, PsycopgSyncADKStore
-from sqlspec.adapters.psycopg.adk._adk_import import (
+from sqlspec.adapters.psycopg.adk.session._import_adk import (
     ADKSource,
     ADKSourceError,
     import_from_adk,

@@ -26,12 +26,11 @@ from google.adk.events.event import Event
 from psycopg.conninfo import conninfo_to_dict
 
 from conftest import pool_config
-from sqlspec import ImproperConfigurationError, MissingTablesError
+from sqlspec import ImproperConfigurationError, MissingTablesError, registry
 from sqlspec.adapters.psycopg import PsycopgSyncConfig
 from sqlspec.adapters.psycopg._settings import PoolSettings
 from sqlspec.adapters.psycopg.adk import PsycopgSyncADKStore
-from sqlspec.extensions.adk import registry
-from sqlspec.extensions.adk.registry import (
+from sqlspec.registry import (
     SQLSpecURISessionService,
     create_session_service,
     parse_duration,

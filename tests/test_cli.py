@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from conftest import pool_config
 from sqlspec.adapters.psycopg import PsycopgSyncConfig
 from sqlspec.adapters.psycopg.adk import PsycopgSyncADKStore
-from sqlspec.adapters.psycopg.adk._sql import SCHEMA_VERSION
+from sqlspec.adapters.psycopg.adk.session._schema import SCHEMA_VERSION
 from sqlspec.cli import app
 from sqlspec.extensions.adk import SQLSpecSessionService
 

@@ -12,7 +12,8 @@ from google.adk.events.event import Event
 from sqlspec import ImproperConfigurationError, InvalidValueError, SchemaVersionError
 from sqlspec.adapters.psycopg import PsycopgAsyncConfig, PsycopgSyncConfig
 from sqlspec.adapters.psycopg.adk import PsycopgAsyncADKStore, PsycopgSyncADKStore
-from sqlspec.adapters.psycopg.adk._sql import SCHEMA_TABLE, SCHEMA_VERSION
+from sqlspec.adapters.psycopg.adk._versions import SCHEMA_TABLE
+from sqlspec.adapters.psycopg.adk.session._schema import SCHEMA_VERSION
 from sqlspec.extensions.adk import SQLSpecSessionService
 
 
@@ -37,8 +38,8 @@ def test_fresh_database_is_created_at_the_latest_version(
 def test_version_1_tables_are_upgraded_in_place(dsn: str, sync_config: PsycopgSyncConfig) -> None:
     store = PsycopgSyncADKStore(sync_config)
     with psycopg.connect(dsn, autocommit=True) as conn:  # a version-1 database, as first released
-        for statement in store.statements.migrations[1]:
-            conn.execute(statement)
+        for statement in store.schema.migrations[1]:
+            conn.execute(statement.text)
         conn.execute(
             "INSERT INTO adk_sessions (id, app_name, user_id, state) "
             "VALUES ('s', 'a', 'u', '{\"k\": 1}')"

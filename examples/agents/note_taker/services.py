@@ -8,6 +8,6 @@
         --session_service_uri "sqlspec+postgresql://user:pw@host:5432/db"
 """
 
-from sqlspec.extensions.adk.registry import register_session_services
+from sqlspec.registry import register_session_services
 
 register_session_services()

@@ -38,7 +38,7 @@ from sqlspec.adapters.psycopg import PsycopgSyncConfig
 from sqlspec.adapters.psycopg._settings import masked_conninfo
 from sqlspec.adapters.psycopg.adk import PsycopgSyncADKStore
 from sqlspec.exceptions import ImproperConfigurationError, MissingTablesError, SQLSpecError
-from sqlspec.extensions.adk.registry import is_service_uri, parse_duration, parse_service_uri
+from sqlspec.registry import is_service_uri, parse_duration, parse_service_uri
 
 __all__ = [
     "AppOption",

@@ -9,14 +9,13 @@ from typing import Annotated, Any, Literal
 
 import psycopg_pool
 import typer
-from psycopg import Connection
-from psycopg.rows import TupleRow
 from rich.table import Table
 
+from sqlspec.adapters.psycopg import _catalog
 from sqlspec.adapters.psycopg._settings import PoolSettings
 from sqlspec.adapters.psycopg.adk import PsycopgSyncADKStore
-from sqlspec.adapters.psycopg.adk._common import SCHEMA_VERSION
-from sqlspec.cli import _inspect
+from sqlspec.adapters.psycopg.adk.session._import_adk import adk_sessions_beside
+from sqlspec.adapters.psycopg.adk.session._schema import SCHEMA_VERSION
 from sqlspec.cli._common import (
     CLIError,
     DsnOption,
@@ -132,23 +131,6 @@ def _pool_check(pool: dict[str, Any], server: dict[str, Any], workers: int) -> C
     return Check("pool", "ok", f"{what}; fits in {budget} ({in_use} in use now)")
 
 
-def _adk_tables(conn: Connection[TupleRow], store: PsycopgSyncADKStore) -> int | None:
-    """Sessions in ADK DatabaseSessionService tables beside ours, or ``None`` if there are none."""
-    if "sessions" in (store.tables.sessions, store.tables.events):
-        return None
-    row = conn.execute(
-        """SELECT to_regclass('sessions') IS NOT NULL
-              AND EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('events')
-                          AND attname = 'event_data' AND NOT attisdropped)
-              AND NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('events')
-                              AND attname = 'author' AND NOT attisdropped)"""
-    ).fetchone()
-    if not (row and row[0]):
-        return None
-    count = conn.execute("SELECT count(*) FROM sessions").fetchone()
-    return int(count[0]) if count else 0
-
-
 def _diagnose(store: PsycopgSyncADKStore, target: Target, workers: int) -> dict[str, Any]:
     checks: list[Check] = []
     started = time.perf_counter()
@@ -159,7 +141,7 @@ def _diagnose(store: PsycopgSyncADKStore, target: Target, workers: int) -> dict[
         started = time.perf_counter()
         conn.execute("SELECT 1")
         round_trip_ms = (time.perf_counter() - started) * 1000
-        server = _inspect.server_info(conn)
+        server = _catalog.server_info(conn)
         checks.append(
             Check(
                 "connection",
@@ -181,8 +163,8 @@ def _diagnose(store: PsycopgSyncADKStore, target: Target, workers: int) -> dict[
 
         version = store.schema_version()
         checks.append(_schema_check(version, bool(server["can_create"]), server["user"]))
-        tables = _inspect.table_stats(store, conn)
-        indexes = _inspect.index_stats(conn, [t["oid"] for t in tables if t["exists"]])
+        tables = _catalog.table_stats(conn, store.tables.all)
+        indexes = _catalog.index_stats(conn, [t["oid"] for t in tables if t["exists"]])
         if version is not None:
             missing = [t["name"] for t in tables if not t["exists"]]
             if missing:
@@ -191,7 +173,7 @@ def _diagnose(store: PsycopgSyncADKStore, target: Target, workers: int) -> dict[
                 checks.append(Check("tables", "ok", "all four tables exist"))
         if version == SCHEMA_VERSION:
             present = {i["name"] for i in indexes}
-            absent = [name for name in _inspect.expected_indexes(store) if name not in present]
+            absent = [name for name in store.schema.index_names if name not in present]
             invalid = [i["name"] for i in indexes if not i["valid"]]
             if absent:
                 checks.append(_missing("indexes", "warning", absent))
@@ -206,7 +188,7 @@ def _diagnose(store: PsycopgSyncADKStore, target: Target, workers: int) -> dict[
                 )
             if not absent and not invalid:
                 checks.append(Check("indexes", "ok", f"{len(indexes)} indexes, all valid"))
-            expired = _inspect.expired_sessions(store, conn)
+            expired = store.count_expired()
             if expired:
                 checks.append(
                     Check(
@@ -229,7 +211,7 @@ def _diagnose(store: PsycopgSyncADKStore, target: Target, workers: int) -> dict[
                 )
         pool = _pool_settings(target)
         checks.append(_pool_check(pool, server, workers))
-        adk_sessions = _adk_tables(conn, store)
+        adk_sessions = adk_sessions_beside(conn, store.tables)
         if adk_sessions is not None:
             checks.append(
                 Check(

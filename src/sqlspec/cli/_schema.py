@@ -7,8 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from sqlspec.adapters.psycopg.adk import PsycopgSyncADKStore
-from sqlspec.adapters.psycopg.adk._common import LOCK, SCHEMA_VERSION, translate_errors
-from sqlspec.cli import _inspect
+from sqlspec.adapters.psycopg.adk.session._schema import SCHEMA_VERSION
 from sqlspec.cli._common import (
     CLIError,
     DsnOption,
@@ -33,19 +32,10 @@ def _tables(store: PsycopgSyncADKStore) -> dict[str, str]:
 
 
 def repair(store: PsycopgSyncADKStore) -> list[str]:
-    """Re-run every schema statement (all idempotent); return the objects recreated."""
-    missing_before = _inspect.missing_objects(store)
-    with (
-        translate_errors(),
-        store.config.provide_connection() as conn,
-        conn.transaction(),
-        conn.cursor() as cur,
-    ):
-        cur.execute(LOCK, (store.statements.lock_key,))
-        for version in sorted(store.statements.migrations):
-            for statement in store.statements.migrations[version]:
-                cur.execute(statement)
-    missing_after = set(_inspect.missing_objects(store))
+    """Re-run every schema migration (all idempotent); return the objects recreated."""
+    missing_before = store.missing_objects()
+    store.migrate(repair=True)
+    missing_after = set(store.missing_objects())
     return [name for name in missing_before if name not in missing_after]
 
 

@@ -14,7 +14,6 @@ from google.adk.sessions.session import Session
 from rich.table import Table
 
 from sqlspec.adapters.psycopg.adk import PsycopgSyncADKStore
-from sqlspec.cli import _inspect
 from sqlspec.cli._common import (
     AppOption,
     CLIError,
@@ -103,7 +102,7 @@ def iter_sessions(
     before = None
     if older_than is not None:
         before = (datetime.now(timezone.utc) - older_than).timestamp()
-    apps = [app] if app is not None else _inspect.list_apps(store)
+    apps = [app] if app is not None else store.list_apps()
     streams = [_app_sessions(store, name, user, before) for name in apps]
     return heapq.merge(*streams, key=lambda s: (s.last_update_time, s.app_name, s.id))
 

@@ -20,7 +20,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from sqlspec.adapters.psycopg._settings import masked_conninfo
-from sqlspec.adapters.psycopg.adk._adk_import import ADKSource, source_conninfo
+from sqlspec.adapters.psycopg.adk.session._import_adk import ADKSource, source_conninfo
 from sqlspec.cli._common import (
     AppOption,
     CLIError,

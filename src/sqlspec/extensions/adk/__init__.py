@@ -1,8 +1,17 @@
-"""Google ADK integration: the session service and the store interface it uses."""
+"""Google ADK integration: the services, the store interfaces they use, and their values.
 
-from sqlspec.extensions.adk._codec import ImportResult, SessionPage
-from sqlspec.extensions.adk._service import SQLSpecSessionService, SyncSQLSpecSessionService
-from sqlspec.extensions.adk._store import AsyncADKStore, SyncADKStore
+Nothing here knows a database: the stores that implement these interfaces live
+in the adapters (``sqlspec.adapters.psycopg.adk``).
+"""
+
+from sqlspec.extensions.adk.session import (
+    AsyncADKStore,
+    ImportResult,
+    SessionPage,
+    SQLSpecSessionService,
+    SyncADKStore,
+    SyncSQLSpecSessionService,
+)
 
 __all__ = [
     "AsyncADKStore",

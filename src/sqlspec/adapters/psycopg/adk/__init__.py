@@ -1,8 +1,12 @@
-"""ADK session stores on psycopg 3: the async store and its generated sync twin."""
+"""ADK stores on psycopg 3: each async store and its generated sync twin."""
 
-from sqlspec.adapters.psycopg.adk._adk_import import ADKSource, ADKSourceError, import_from_adk
-from sqlspec.adapters.psycopg.adk._store_async import PsycopgAsyncADKStore
-from sqlspec.adapters.psycopg.adk._store_sync import PsycopgSyncADKStore
+from sqlspec.adapters.psycopg.adk.session import (
+    ADKSource,
+    ADKSourceError,
+    PsycopgAsyncADKStore,
+    PsycopgSyncADKStore,
+    import_from_adk,
+)
 
 __all__ = [
     "ADKSource",

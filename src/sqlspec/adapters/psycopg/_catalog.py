@@ -1,27 +1,17 @@
-"""Catalog reads for the admin commands: server facts, table and index sizes, apps.
+"""Catalog reads for the admin commands: server facts, table and index sizes.
 
-Table names resolve through the search path, as the store's own statements do.
+Table names resolve through the search path, as the stores' own statements do.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from psycopg import Connection, sql
 from psycopg.rows import TupleRow, dict_row
 
-from sqlspec.adapters.psycopg.adk import PsycopgSyncADKStore
-from sqlspec.adapters.psycopg.adk._common import translate_errors
-
-__all__ = [
-    "expected_indexes",
-    "expired_sessions",
-    "index_stats",
-    "list_apps",
-    "missing_objects",
-    "server_info",
-    "table_stats",
-]
+__all__ = ["EXACT_COUNT_BYTES", "index_stats", "server_info", "table_stats"]
 
 _SERVER = """
 SELECT current_setting('server_version') AS version,
@@ -65,16 +55,6 @@ ORDER BY array_position(%(oids)s::oid[], i.indrelid), ic.relname
 """
 
 
-def _table_names(store: PsycopgSyncADKStore) -> list[str]:
-    t = store.tables
-    return [t.sessions, t.events, t.app_states, t.user_states]
-
-
-def expected_indexes(store: PsycopgSyncADKStore) -> dict[str, str]:
-    """The secondary indexes the current schema version creates, name -> table."""
-    return dict(store.statements.index_names)
-
-
 def server_info(conn: Connection[TupleRow]) -> dict[str, Any]:
     """Version, database, user, connection limits and role of the server."""
     with conn.cursor(row_factory=dict_row) as cur:
@@ -88,14 +68,14 @@ def server_info(conn: Connection[TupleRow]) -> dict[str, Any]:
 EXACT_COUNT_BYTES = 64 * 1024 * 1024
 
 
-def table_stats(store: PsycopgSyncADKStore, conn: Connection[TupleRow]) -> list[dict[str, Any]]:
-    """Each of the store's tables: whether it exists, its sizes, rows, dead rows.
+def table_stats(conn: Connection[TupleRow], names: Sequence[str]) -> list[dict[str, Any]]:
+    """Each named table: whether it exists, its sizes, rows, dead rows.
 
     ``rows`` is exact (``rows_exact``) for tables up to :data:`EXACT_COUNT_BYTES`,
     the statistics' estimate beyond.
     """
     with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(_TABLES, {"names": _table_names(store)})
+        cur.execute(_TABLES, {"names": list(names)})
         rows = [dict(row) for row in cur.fetchall()]
     for row in rows:
         row["exists"] = row["oid"] is not None
@@ -114,35 +94,3 @@ def index_stats(conn: Connection[TupleRow], table_oids: list[int]) -> list[dict[
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(_INDEXES, {"oids": table_oids})
         return [dict(row) for row in cur.fetchall()]
-
-
-def missing_objects(store: PsycopgSyncADKStore) -> list[str]:
-    """Tables and indexes of the current schema that do not exist, as ``table x``/``index y``."""
-    names = [("table", name) for name in _table_names(store)]
-    names += [("index", name) for name in expected_indexes(store)]
-    with store.config.provide_connection() as conn:
-        rows = conn.execute(
-            "SELECT n, to_regclass(quote_ident(n)) IS NULL FROM unnest(%s::text[]) AS n",
-            ([name for _, name in names],),
-        ).fetchall()
-    missing = {name for name, absent in rows if absent}
-    return [f"{kind} {name}" for kind, name in names if name in missing]
-
-
-def expired_sessions(store: PsycopgSyncADKStore, conn: Connection[TupleRow]) -> int:
-    """Sessions past their ``expire_time`` still stored (``prune`` deletes them)."""
-    query = sql.SQL(
-        "SELECT count(*) FROM {} WHERE expire_time IS NOT NULL AND expire_time <= now()"
-    ).format(sql.Identifier(store.tables.sessions))
-    with translate_errors():
-        row = conn.execute(query).fetchone()
-    return int(row[0]) if row else 0
-
-
-def list_apps(store: PsycopgSyncADKStore) -> list[str]:
-    """Every app with at least one stored session."""
-    query = sql.SQL("SELECT DISTINCT app_name FROM {} ORDER BY 1").format(
-        sql.Identifier(store.tables.sessions)
-    )
-    with translate_errors(), store.config.provide_connection() as conn:
-        return [row[0] for row in conn.execute(query).fetchall()]

@@ -31,13 +31,22 @@ from psycopg import sql
 from psycopg.rows import TupleRow
 
 from sqlspec.adapters.psycopg._settings import masked_conninfo
-from sqlspec.adapters.psycopg.adk._common import Progress
-from sqlspec.adapters.psycopg.adk._store_sync import PsycopgSyncADKStore
+from sqlspec.adapters.psycopg.adk import _values
+from sqlspec.adapters.psycopg.adk.session._encoding import encode_event
+from sqlspec.adapters.psycopg.adk.session._schema import TableNames
+from sqlspec.adapters.psycopg.adk.session._store_base import Progress
+from sqlspec.adapters.psycopg.adk.session._store_sync import PsycopgSyncADKStore
 from sqlspec.exceptions import SQLSpecError
-from sqlspec.extensions.adk import _codec
-from sqlspec.extensions.adk._codec import ImportResult
+from sqlspec.extensions.adk.session._types import ImportResult
 
-__all__ = ["ADK_KINDS", "ADKSource", "ADKSourceError", "import_from_adk", "source_conninfo"]
+__all__ = [
+    "ADK_KINDS",
+    "ADKSource",
+    "ADKSourceError",
+    "adk_sessions_beside",
+    "import_from_adk",
+    "source_conninfo",
+]
 
 #: What an import reads, in order, as (JSON Lines kind, ADK table).
 ADK_KINDS: tuple[tuple[str, str], ...] = (
@@ -102,7 +111,7 @@ class ADKSource:
         app_name: str | None = None,
         user_id: str | None = None,
     ) -> None:
-        _codec.check_ids(app_name=app_name, user_id=user_id)
+        _values.check_ids(app_name=app_name, user_id=user_id)
         self.conninfo = source_conninfo(conninfo)
         self.schema = schema
         self.app_name = app_name
@@ -302,7 +311,7 @@ def _event_line(row: tuple[Any, ...]) -> str:
     dumps = json.dumps
     return (
         f'{{"kind":"event","app_name":{dumps(app_name)},"user_id":{dumps(user_id)},'
-        f'"session_id":{dumps(session_id)},"event":{_codec.encode_event(_event(row))}}}'
+        f'"session_id":{dumps(session_id)},"event":{encode_event(_event(row))}}}'
     )
 
 
@@ -372,3 +381,24 @@ def import_from_adk(
     """
     with ADKSource(source, schema=schema, app_name=app_name, user_id=user_id) as adk:
         return store.import_jsonl(adk.lines(batch_size=batch_size, progress=progress))
+
+
+def adk_sessions_beside(conn: psycopg.Connection[TupleRow], tables: TableNames) -> int | None:
+    """Sessions in ADK ``DatabaseSessionService`` tables beside ``tables``; ``None``: none there.
+
+    ADK's tables are told from ours by their columns: an ``events`` table with
+    ``event_data`` and without ``author``.
+    """
+    if "sessions" in (tables.sessions, tables.events):
+        return None
+    row = conn.execute(
+        """SELECT to_regclass('sessions') IS NOT NULL
+              AND EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('events')
+                          AND attname = 'event_data' AND NOT attisdropped)
+              AND NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('events')
+                              AND attname = 'author' AND NOT attisdropped)"""
+    ).fetchone()
+    if not (row and row[0]):
+        return None
+    count = conn.execute("SELECT count(*) FROM sessions").fetchone()
+    return int(count[0]) if count else 0

@@ -11,11 +11,11 @@ once the agents directory registers the schemes, with a ``services.yaml``::
     services:
       - scheme: sqlspec+postgresql
         type: session
-        class: sqlspec.extensions.adk.registry.SQLSpecURISessionService
+        class: sqlspec.registry.SQLSpecURISessionService
 
 or a ``services.py``::
 
-    from sqlspec.extensions.adk.registry import register_session_services
+    from sqlspec.registry import register_session_services
 
     register_session_services()
 
@@ -37,16 +37,13 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from google.adk.events.event import Event
-from google.adk.sessions.base_session_service import GetSessionConfig
 from google.adk.sessions.session import Session
 
 from sqlspec.adapters.psycopg import PsycopgAsyncConfig
 from sqlspec.adapters.psycopg._settings import CONNECTION_KEYS, POOL_KEYS, masked_conninfo
 from sqlspec.adapters.psycopg.adk import PsycopgAsyncADKStore
 from sqlspec.exceptions import ImproperConfigurationError
-from sqlspec.extensions.adk._codec import SessionPage
-from sqlspec.extensions.adk._service import SQLSpecSessionService
+from sqlspec.extensions.adk import SQLSpecSessionService
 
 __all__ = [
     "SCHEMES",
@@ -236,7 +233,7 @@ class SQLSpecURISessionService(SQLSpecSessionService):
     store: PsycopgAsyncADKStore
 
     def __new__(cls, *args: Any, **kwargs: Any) -> SQLSpecURISessionService:
-        # SQLSpecSessionService.__new__ takes a store; this class builds its own from a URI.
+        # The base class is built from a store; this one builds its own in __init__.
         return object.__new__(cls)
 
     def __init__(self, uri: str = "sqlspec://", **options: Any) -> None:
@@ -248,12 +245,13 @@ class SQLSpecURISessionService(SQLSpecSessionService):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.service_uri.masked()!r})"
 
-    async def _ready(self) -> None:
+    async def _ready_store(self) -> PsycopgAsyncADKStore:
         # create_tables() is idempotent and serialized by an advisory lock, so
         # two first calls racing each other are harmless.
         if not self._tables_ready:
             await self.store.create_tables()
             self._tables_ready = True
+        return self.store
 
     async def create_session(
         self,
@@ -265,54 +263,9 @@ class SQLSpecURISessionService(SQLSpecSessionService):
         ttl: timedelta | float | str | None = None,
     ) -> Session:
         """Create a session; ``ttl`` may also be seconds or a duration such as ``"12h"``."""
-        await self._ready()
         return await super().create_session(
             app_name=app_name, user_id=user_id, state=state, session_id=session_id, ttl=_ttl(ttl)
         )
-
-    async def get_session(
-        self,
-        *,
-        app_name: str,
-        user_id: str,
-        session_id: str,
-        config: GetSessionConfig | None = None,
-    ) -> Session | None:
-        """Load a session (see :class:`SQLSpecSessionService`)."""
-        await self._ready()
-        return await super().get_session(
-            app_name=app_name, user_id=user_id, session_id=session_id, config=config
-        )
-
-    async def list_sessions(
-        self,
-        *,
-        app_name: str,
-        user_id: str | None = None,
-        limit: int | None = None,
-        cursor: str | None = None,
-        order_by: str = "update_time",
-    ) -> SessionPage:
-        """List sessions (see :class:`SQLSpecSessionService`)."""
-        await self._ready()
-        return await super().list_sessions(
-            app_name=app_name, user_id=user_id, limit=limit, cursor=cursor, order_by=order_by
-        )
-
-    async def delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:
-        """Delete a session and its events."""
-        await self._ready()
-        await super().delete_session(app_name=app_name, user_id=user_id, session_id=session_id)
-
-    async def get_user_state(self, *, app_name: str, user_id: str) -> dict[str, Any]:
-        """The user's ``user:`` state, keys without the prefix."""
-        await self._ready()
-        return await super().get_user_state(app_name=app_name, user_id=user_id)
-
-    async def append_event(self, session: Session, event: Event) -> Event:
-        """Persist ``event`` (see :class:`SQLSpecSessionService`)."""
-        await self._ready()
-        return await super().append_event(session, event)
 
 
 def create_session_service(uri: str, **kwargs: Any) -> SQLSpecURISessionService:

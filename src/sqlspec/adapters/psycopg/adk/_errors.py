@@ -1,0 +1,63 @@
+"""The driver's errors as this library's, for every store.
+
+A store runs each call inside :func:`translate_errors`, so a caller meets the
+typed errors of :mod:`sqlspec.exceptions` (or ADK's own), never a raw driver
+error; :func:`rerunnable` says which failed statements may simply run again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+import psycopg_pool
+
+from sqlspec.exceptions import DatabaseUnavailableError, InvalidValueError, MissingTablesError
+
+__all__ = ["TRANSIENT_ATTEMPTS", "rerunnable", "translate_errors"]
+
+#: Errors after which a single statement was rolled back whole and may simply run again.
+TRANSIENT_ERRORS = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
+#: How many times a statement that may simply run again is run at most.
+TRANSIENT_ATTEMPTS = 3
+#: The pool's own errors: no statement was sent, and the pool has said why.
+_POOL_ERRORS = (psycopg_pool.PoolTimeout, psycopg_pool.PoolClosed, psycopg_pool.TooManyRequests)
+
+
+def rerunnable(exc: psycopg.OperationalError, *, read: bool) -> bool:
+    """Whether a failed statement may simply run again.
+
+    A deadlock or serialization failure rolled it back whole. A read whose
+    connection broke (no SQLSTATE, class 08, or a server shutdown, 57P) changed
+    nothing; a write may have been applied before its connection broke.
+    """
+    if isinstance(exc, TRANSIENT_ERRORS):
+        return True
+    if not read or isinstance(exc, _POOL_ERRORS):
+        return False
+    return exc.sqlstate is None or exc.sqlstate.startswith(("08", "57P"))
+
+
+@contextmanager
+def translate_errors() -> Iterator[None]:
+    """Turn the driver's errors for bad values, missing tables and lost connections into ours."""
+    try:
+        yield
+    except psycopg.errors.UndefinedTable as exc:
+        raise MissingTablesError(
+            f"{exc.diag.message_primary}; call the store's create_tables() first"
+        ) from exc
+    except TRANSIENT_ERRORS:
+        raise  # a deadlock or serialization failure: the caller may run the statement again
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailableError(
+            f"the database connection failed during the call, which may or may not have "
+            f"been applied: {exc}"
+        ) from exc
+    except psycopg.DataError as exc:
+        raise InvalidValueError(
+            f"PostgreSQL refused a value, nothing was written: {exc} "
+            "(common causes: NUL (\\u0000) in text, NaN or Infinity in state, text that is "
+            "not JSON, a value longer than its column)"
+        ) from exc

@@ -1,0 +1,76 @@
+"""A statement as a named unit: its SQL, rendered once, and how its rows read back.
+
+Every store keeps its statements as :class:`Statement` objects built once per
+set of table names. A statement's rows come back through its own row factory
+(usually :func:`psycopg.rows.class_row` of a record declared beside it), so a
+SELECT and the code that reads it cannot drift apart: a column renamed on one
+side fails at once on the other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any, Generic, TypeVar
+
+from psycopg import sql
+from psycopg.rows import BaseRowFactory, scalar_row
+
+from sqlspec.exceptions import ImproperConfigurationError
+
+__all__ = ["Statement", "derived_name", "scalar", "validate_identifier"]
+
+Row_co = TypeVar("Row_co", covariant=True)
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: PostgreSQL's NAMEDATALEN - 1.
+MAX_IDENTIFIER_BYTES = 63
+#: Line breaks and the indentation around them; no SQL literal here holds one.
+_ONE_LINE = re.compile(rb"\s*\n\s*")
+
+
+def validate_identifier(name: str, what: str) -> str:
+    """Accept a plain SQL identifier of at most 63 bytes, or raise saying why not."""
+    if not isinstance(name, str) or not _IDENTIFIER.fullmatch(name):
+        raise ImproperConfigurationError(
+            f"{what} {name!r} is not a plain identifier: use letters, digits and underscores, "
+            "starting with a letter or underscore"
+        )
+    if len(name.encode()) > MAX_IDENTIFIER_BYTES:
+        raise ImproperConfigurationError(
+            f"{what} {name!r} is longer than PostgreSQL's {MAX_IDENTIFIER_BYTES}-byte limit"
+        )
+    return name
+
+
+def derived_name(table: str, suffix: str) -> str:
+    """An index or constraint name for ``table``, shortened with a hash past 63 bytes."""
+    name = f"idx_{table}_{suffix}"
+    if len(name.encode()) <= MAX_IDENTIFIER_BYTES:
+        return name
+    digest = hashlib.sha1(name.encode()).hexdigest()[:8]
+    return f"{name[: MAX_IDENTIFIER_BYTES - 9]}_{digest}"
+
+
+class Statement(Generic[Row_co]):
+    """One SQL statement and the row factory that reads its rows.
+
+    The text is rendered once, on one line: psycopg would otherwise walk the
+    composed statement on every call, and it caches the parsing of queries only
+    up to 4 KiB, which the longest statement fits once joined onto one line.
+    """
+
+    __slots__ = ("query", "row_factory", "text")
+
+    def __init__(self, query: sql.Composable, row_factory: BaseRowFactory[Row_co]) -> None:
+        self.query = query
+        self.row_factory = row_factory
+        self.text: bytes = _ONE_LINE.sub(b" ", query.as_bytes(None))
+
+    def __repr__(self) -> str:
+        return f"Statement({self.text.decode()[:60]!r}...)"
+
+
+def scalar(query: sql.Composable) -> Statement[Any]:
+    """A statement whose rows are read as their first (only) column."""
+    return Statement(query, scalar_row)

@@ -1,0 +1,203 @@
+"""The session tables: their names, their DDL, and the numbered migrations to them.
+
+This is the one place the session schema is written. The stores' ``migrate()``
+runs :attr:`SessionSchema.migrations`; ``doctor`` and ``migrate --repair`` read
+:attr:`SessionSchema.index_names` and :attr:`SessionSchema.objects` and re-run the
+same migrations. Identifiers are validated, then quoted with
+:class:`psycopg.sql.Identifier`, so a mixed-case name means the same table in
+DDL and DML alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import sql
+from psycopg.rows import class_row
+
+from sqlspec.adapters.psycopg.adk._statement import (
+    Statement,
+    derived_name,
+    scalar,
+    validate_identifier,
+)
+from sqlspec.adapters.psycopg.adk._values import ID_MAX_LENGTH, TEXT_FIELD_MAX_LENGTH
+from sqlspec.adapters.psycopg.adk._versions import VersionStatements
+from sqlspec.exceptions import ImproperConfigurationError
+
+__all__ = ["EVENT_COLUMNS", "SCHEMA_VERSION", "SessionSchema", "TableNames"]
+
+#: The schema version this code writes; ``migrate()`` brings older ones up to it.
+SCHEMA_VERSION = 2
+
+#: Event fields kept in a column of their own, as (column, field, how the column stores it).
+#: Every other field, and the exact float timestamp, lives in ``event_data``. Event
+#: JSON is kept as ``json``, never ``jsonb``: ``jsonb`` rewrites numbers (``1e23``
+#: reads back as the integer ``10**23``), ``json`` keeps the text as written.
+EVENT_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("invocation_id", "invocation_id", "text"),
+    ("author", "author", "text"),
+    ("actions", "actions", "bytea"),
+    ("long_running_tool_ids_json", "long_running_tool_ids", "json_text"),
+    ("branch", "branch", "text"),
+    ("content", "content", "json"),
+    ("grounding_metadata", "grounding_metadata", "json"),
+    ("custom_metadata", "custom_metadata", "json"),
+    ("partial", "partial", "boolean"),
+    ("turn_complete", "turn_complete", "boolean"),
+    ("interrupted", "interrupted", "boolean"),
+    ("error_code", "error_code", "text"),
+    ("error_message", "error_message", "text"),
+)
+
+
+@dataclass(frozen=True)
+class TableNames:
+    """The four tables one session store uses."""
+
+    sessions: str = "adk_sessions"
+    events: str = "adk_events"
+    app_states: str = "adk_app_states"
+    user_states: str = "adk_user_states"
+
+    def __post_init__(self) -> None:
+        for field, value in (
+            ("session_table", self.sessions),
+            ("events_table", self.events),
+            ("app_state_table", self.app_states),
+            ("user_state_table", self.user_states),
+        ):
+            validate_identifier(value, field)
+        if len(set(self.all)) != len(self.all):
+            raise ImproperConfigurationError(f"table names must differ, got {list(self.all)}")
+
+    @property
+    def all(self) -> tuple[str, str, str, str]:
+        """Every table, sessions first."""
+        return (self.sessions, self.events, self.app_states, self.user_states)
+
+    def identifiers(self) -> dict[str, sql.Identifier]:
+        """Each table's quoted name, by role: the names statements are formatted with."""
+        return {
+            "sessions": sql.Identifier(self.sessions),
+            "events": sql.Identifier(self.events),
+            "app_states": sql.Identifier(self.app_states),
+            "user_states": sql.Identifier(self.user_states),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class MissingObject:
+    """A table or index of the schema, and whether it exists."""
+
+    kind: str
+    name: str
+    missing: bool
+
+
+class SessionSchema:
+    """The DDL of one :class:`TableNames`, by version, and what it creates."""
+
+    def __init__(self, tables: TableNames) -> None:
+        self.tables = tables
+        self.versions = VersionStatements(tables.sessions)
+        #: The secondary indexes the schema creates: index name -> table name.
+        self.index_names: dict[str, str] = {
+            derived_name(tables.sessions, "app_user"): tables.sessions,
+            derived_name(tables.sessions, "update_time"): tables.sessions,
+            derived_name(tables.sessions, "state"): tables.sessions,
+            derived_name(tables.sessions, "expire_time"): tables.sessions,
+            derived_name(tables.events, "session"): tables.events,
+        }
+        names: dict[str, Any] = {
+            **tables.identifiers(),
+            "id": sql.SQL("VARCHAR({})").format(ID_MAX_LENGTH),
+            "text_field": sql.SQL("VARCHAR({})").format(TEXT_FIELD_MAX_LENGTH),
+            "idx_app_user": sql.Identifier(derived_name(tables.sessions, "app_user")),
+            "idx_update_time": sql.Identifier(derived_name(tables.sessions, "update_time")),
+            "idx_state": sql.Identifier(derived_name(tables.sessions, "state")),
+            "idx_expire_time": sql.Identifier(derived_name(tables.sessions, "expire_time")),
+            "idx_events": sql.Identifier(derived_name(tables.events, "session")),
+            "fk_events": sql.Identifier(derived_name(tables.events, "session_fk")),
+        }
+        #: The DDL that brings the schema to each version from the one before;
+        #: creating the tables is migrating from nothing. Every statement is
+        #: idempotent, so running them all again recreates what was dropped.
+        self.migrations: dict[int, tuple[Statement[Any], ...]] = {
+            1: tuple(scalar(sql.SQL(ddl).format(**names)) for ddl in _VERSION_1),
+            2: tuple(scalar(sql.SQL(ddl).format(**names)) for ddl in _VERSION_2),
+        }
+        objects = [("table", name) for name in tables.all]
+        objects += [("index", name) for name in self.index_names]
+        #: Every table and index of the current version, and whether it is missing.
+        self.objects = Statement(
+            sql.SQL(
+                "SELECT o.kind, o.name, to_regclass(quote_ident(o.name)) IS NULL AS missing "
+                "FROM (VALUES {}) AS o(kind, name)"
+            ).format(sql.SQL(", ").join(sql.SQL("({}, {})").format(*pair) for pair in objects)),
+            class_row(MissingObject),
+        )
+
+
+_VERSION_1 = (
+    """CREATE TABLE IF NOT EXISTS {sessions} (
+        id {id} NOT NULL,
+        app_name {id} NOT NULL,
+        user_id {id} NOT NULL,
+        state JSONB NOT NULL DEFAULT '{{}}'::jsonb,
+        create_time TIMESTAMPTZ NOT NULL DEFAULT CURRENT_TIMESTAMP,
+        update_time TIMESTAMPTZ NOT NULL DEFAULT CURRENT_TIMESTAMP,
+        revision BIGINT NOT NULL DEFAULT 0,
+        PRIMARY KEY (app_name, user_id, id)
+    ) WITH (fillfactor = 80)""",
+    """CREATE INDEX IF NOT EXISTS {idx_app_user}
+        ON {sessions} (app_name, user_id, update_time, id)""",
+    """CREATE INDEX IF NOT EXISTS {idx_update_time} ON {sessions} (update_time DESC)""",
+    """CREATE INDEX IF NOT EXISTS {idx_state}
+        ON {sessions} USING GIN (state) WHERE state != '{{}}'::jsonb""",
+    """CREATE TABLE IF NOT EXISTS {events} (
+        id {id} NOT NULL,
+        session_id {id} NOT NULL,
+        app_name {id} NOT NULL,
+        user_id {id} NOT NULL,
+        invocation_id {text_field},
+        author {text_field},
+        actions BYTEA,
+        long_running_tool_ids_json TEXT,
+        branch {text_field},
+        "timestamp" TIMESTAMPTZ NOT NULL DEFAULT CURRENT_TIMESTAMP,
+        content JSON,
+        grounding_metadata JSON,
+        custom_metadata JSON,
+        partial BOOLEAN,
+        turn_complete BOOLEAN,
+        interrupted BOOLEAN,
+        error_code {text_field},
+        error_message TEXT,
+        event_data JSON NOT NULL DEFAULT '{{}}'::json,
+        PRIMARY KEY (app_name, user_id, session_id, id),
+        CONSTRAINT {fk_events} FOREIGN KEY (app_name, user_id, session_id)
+            REFERENCES {sessions} (app_name, user_id, id) ON DELETE CASCADE
+    )""",
+    """CREATE INDEX IF NOT EXISTS {idx_events}
+        ON {events} (app_name, user_id, session_id, "timestamp" ASC)""",
+    """CREATE TABLE IF NOT EXISTS {app_states} (
+        app_name {id} PRIMARY KEY,
+        state JSONB NOT NULL DEFAULT '{{}}'::jsonb,
+        update_time TIMESTAMPTZ NOT NULL DEFAULT CURRENT_TIMESTAMP
+    )""",
+    """CREATE TABLE IF NOT EXISTS {user_states} (
+        app_name {id} NOT NULL,
+        user_id {id} NOT NULL,
+        state JSONB NOT NULL DEFAULT '{{}}'::jsonb,
+        update_time TIMESTAMPTZ NOT NULL DEFAULT CURRENT_TIMESTAMP,
+        PRIMARY KEY (app_name, user_id)
+    )""",
+)
+
+_VERSION_2 = (
+    "ALTER TABLE {sessions} ADD COLUMN IF NOT EXISTS expire_time TIMESTAMPTZ",
+    """CREATE INDEX IF NOT EXISTS {idx_expire_time} ON {sessions} (expire_time)
+        WHERE expire_time IS NOT NULL""",
+)

@@ -1,0 +1,788 @@
+"""Every statement of the session stores, each a named unit beside the record it returns.
+
+Each service call maps to one statement here, so it costs one round trip. A
+statement that returns rows reads them through ``class_row`` of the record
+declared next to it: its columns are matched by name, not by position.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from google.adk.sessions.session import Session
+from psycopg import sql
+from psycopg.rows import class_row
+
+from sqlspec.adapters.psycopg.adk._statement import Statement, scalar
+from sqlspec.adapters.psycopg.adk.session._schema import EVENT_COLUMNS, TableNames
+from sqlspec.extensions.adk.session import _codec
+from sqlspec.extensions.adk.session._types import ImportResult
+
+__all__ = [
+    "COPY_STAGING",
+    "CREATE_STAGING",
+    "EXPORT_SNAPSHOT",
+    "LIST_ORDERS",
+    "AppendOutcome",
+    "ListedSession",
+    "SessionRevision",
+    "SessionStatements",
+    "StoredSession",
+]
+
+#: Columns ``list_sessions`` can order by.
+LIST_ORDERS = ("update_time", "create_time")
+
+#: An event's exact float timestamp; rows written without one (by hand, with
+#: COPY) fall back to the column's microseconds.
+EXACT_TS = sql.SQL(
+    "COALESCE((e.event_data ->> 'timestamp')::float8, extract(epoch FROM e.\"timestamp\")::float8)"
+)
+#: A session past its expire_time is gone for every read and write.
+LIVE = sql.SQL("(expire_time IS NULL OR expire_time > now())")
+#: Events in the order they happened: the index order, then the exact timestamp.
+CHRONOLOGICAL = sql.SQL('e."timestamp", {}, e.id').format(EXACT_TS)
+#: Only events at or after ``%(after)s`` (an epoch float).
+AFTER = sql.SQL(
+    """AND e."timestamp" >= to_timestamp(%(after)s) - interval '1 microsecond'
+       AND {} >= %(after)s"""
+).format(EXACT_TS)
+
+
+def event_json() -> sql.Composable:
+    """One event's JSON text (alias ``e``), rebuilt from its columns and ``event_data``.
+
+    Built as text: the server only prints each column, as it was written.
+    Columns holding SQL NULL are left out (``concat_ws`` skips NULLs), so the
+    object equals the event's ``model_dump(exclude_none=True)``. A row written
+    without the exact timestamp (by hand, with COPY) takes the column's.
+    """
+    members: list[sql.Composable] = [
+        sql.SQL("nullif(btrim(left(substr(e.event_data::text, 2), -1)), '')"),
+        sql.SQL(
+            "CASE WHEN e.event_data ->> 'timestamp' IS NULL THEN "
+            '\'"timestamp":\' || extract(epoch FROM e."timestamp")::float8::text END'
+        ),
+        sql.SQL("'\"id\":' || to_json(e.id)::text"),
+    ]
+    for column, field, kind in EVENT_COLUMNS:
+        col = sql.SQL("e.{}").format(sql.Identifier(column))
+        value = {
+            "bytea": sql.SQL("convert_from({}, 'UTF8')"),
+            "json_text": sql.SQL("{}"),
+            "json": sql.SQL("{}::text"),
+        }.get(kind, sql.SQL("to_json({})::text"))
+        members.append(sql.SQL("{} || {}").format(sql.Literal(f'"{field}":'), value.format(col)))
+    return sql.SQL("('{{' || concat_ws(',', {}) || '}}')").format(sql.SQL(", ").join(members))
+
+
+@dataclass(frozen=True)
+class EventInsert:
+    """How a ``json`` event ``j`` becomes an events row: column list, SELECT list, FROM item.
+
+    ``json_to_record`` parses the event once (``->`` would parse it per column) and
+    hands back ``json`` members as the text they were written as. The FROM item
+    (alias ``r``) goes after the one that provides ``j``.
+    """
+
+    columns: sql.Composable
+    values: sql.Composable
+    record: sql.Composable
+
+    @classmethod
+    def of(cls, j: sql.Composable) -> EventInsert:
+        types = {"text": "text", "boolean": "boolean", "json": "json", "json_text": "json"}
+        fields: list[sql.Composable] = [sql.SQL("id text")]
+        columns: list[sql.Composable] = [sql.Identifier("id")]
+        values: list[sql.Composable] = [sql.SQL("r.id")]
+        for column, field, kind in EVENT_COLUMNS:
+            columns.append(sql.Identifier(column))
+            field_id = sql.Identifier(field)
+            fields.append(sql.SQL("{} {}").format(field_id, sql.SQL(types.get(kind, "json"))))
+            value = {
+                "json_text": sql.SQL("r.{}::text"),
+                "bytea": sql.SQL("convert_to(r.{}::text, 'UTF8')"),
+            }.get(kind, sql.SQL("r.{}"))
+            values.append(value.format(field_id))
+        fields.append(sql.SQL('"timestamp" float8'))
+        columns.append(sql.Identifier("timestamp"))
+        values.append(sql.SQL('to_timestamp(r."timestamp")'))
+        in_columns = [sql.Literal(f) for f in ("id", *(f for _, f, _ in EVENT_COLUMNS))]
+        columns.append(sql.Identifier("event_data"))
+        values.append(
+            sql.SQL(
+                "(SELECT json_object_agg(f.key, f.value) FROM json_each(({})) AS f "
+                "WHERE f.key <> ALL (ARRAY[{}]::text[]))"
+            ).format(j, sql.SQL(", ").join(in_columns))
+        )
+        return cls(
+            columns=sql.SQL(", ").join(columns),
+            values=sql.SQL(", ").join(values),
+            record=sql.SQL("json_to_record({}) AS r({})").format(j, sql.SQL(", ").join(fields)),
+        )
+
+
+def state_upserts(n: dict[str, sql.Composable], gate: str) -> sql.Composable:
+    """CTEs ``new_app`` and ``new_user`` merging ``%(app_delta)s``/``%(user_delta)s``.
+
+    They write only if CTE ``gate`` returned a row. Every statement reads them app
+    row first, then user row, so concurrent writers lock in one order (no deadlock).
+    """
+    return sql.SQL(
+        """new_app AS (
+            INSERT INTO {app_states} AS t (app_name, state)
+            SELECT %(app_name)s, %(app_delta)s::jsonb FROM {gate}
+            WHERE %(app_delta)s::jsonb IS NOT NULL
+            ON CONFLICT (app_name) DO UPDATE
+                SET state = t.state || EXCLUDED.state, update_time = now()
+            RETURNING t.state
+        ), new_user AS (
+            INSERT INTO {user_states} AS t (app_name, user_id, state)
+            SELECT %(app_name)s, %(user_id)s, %(user_delta)s::jsonb FROM {gate}
+            WHERE %(user_delta)s::jsonb IS NOT NULL
+            ON CONFLICT (app_name, user_id) DO UPDATE
+                SET state = t.state || EXCLUDED.state, update_time = now()
+            RETURNING t.state
+        )"""
+    ).format(gate=sql.Identifier(gate), **n)
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedSession:
+    """What :func:`create_session` returns: the new row's revision and the shared state."""
+
+    revision: int
+    update_time: datetime
+    app_state: str | None
+    user_state: str | None
+
+
+def create_session(n: dict[str, sql.Composable]) -> Statement[CreatedSession]:
+    """Insert a session and apply its app/user deltas, all or nothing; no row: the id is taken."""
+    return Statement(
+        sql.SQL(
+            """WITH new_session AS (
+                INSERT INTO {sessions}
+                    (id, app_name, user_id, state, create_time, update_time, expire_time)
+                VALUES (%(session_id)s, %(app_name)s, %(user_id)s,
+                        COALESCE(%(session_state)s::jsonb, '{{}}'::jsonb), %(now)s, %(now)s,
+                        %(expire_time)s)
+                ON CONFLICT DO NOTHING
+                RETURNING revision, update_time
+            ), {upserts}
+            SELECT n.revision, n.update_time,
+                COALESCE((SELECT state FROM new_app),
+                         (SELECT state FROM {app_states} WHERE app_name = %(app_name)s))::text
+                    AS app_state,
+                COALESCE((SELECT state FROM new_user),
+                         (SELECT state FROM {user_states}
+                          WHERE app_name = %(app_name)s AND user_id = %(user_id)s))::text
+                    AS user_state
+            FROM new_session n"""
+        ).format(upserts=state_upserts(n, "new_session"), **n),
+        class_row(CreatedSession),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSession:
+    """What :func:`get_session` returns: the session's row, shared state and chosen events."""
+
+    session_state: str | None
+    update_time: datetime
+    revision: int
+    app_state: str | None
+    user_state: str | None
+    events: list[str] | None
+
+    def to_session(self, app_name: str, user_id: str, session_id: str) -> Session:
+        return _codec.build_session(
+            session_id=session_id,
+            app_name=app_name,
+            user_id=user_id,
+            session_state=self.session_state,
+            app_state=self.app_state,
+            user_state=self.user_state,
+            update_time=self.update_time,
+            revision=self.revision,
+            events=_codec.decode_events(self.events),
+        )
+
+
+def get_session(n: dict[str, sql.Composable], *, after: bool) -> Statement[StoredSession]:
+    """Load a live session, its merged state and its newest ``%(limit)s`` events, oldest first.
+
+    ``after`` keeps only events at or after ``%(after)s``. The newest events are
+    taken in descending index order, then put back in chronological order.
+    """
+    return Statement(
+        sql.SQL(
+            """SELECT s.state::text AS session_state, s.update_time, s.revision,
+                a.state::text AS app_state, u.state::text AS user_state,
+                (SELECT array_agg(x.ev ORDER BY x.ts, x.exact_ts, x.id) FROM (
+                    SELECT {event_json} AS ev, e."timestamp" AS ts, {exact_ts} AS exact_ts, e.id
+                    FROM {events} e
+                    WHERE e.app_name = s.app_name AND e.user_id = s.user_id
+                      AND e.session_id = s.id {after}
+                    ORDER BY e."timestamp" DESC, {exact_ts} DESC, e.id DESC
+                    LIMIT %(limit)s
+                ) x) AS events
+            FROM {sessions} s
+            LEFT JOIN {app_states} a ON a.app_name = s.app_name
+            LEFT JOIN {user_states} u ON u.app_name = s.app_name AND u.user_id = s.user_id
+            WHERE s.app_name = %(app_name)s AND s.user_id = %(user_id)s AND s.id = %(session_id)s
+              AND {live}"""
+        ).format(
+            event_json=event_json(),
+            exact_ts=EXACT_TS,
+            after=AFTER if after else sql.SQL(""),
+            live=LIVE,
+            **n,
+        ),
+        class_row(StoredSession),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ListedSession:
+    """One row of :func:`list_sessions`: a session without its events."""
+
+    id: str
+    user_id: str
+    session_state: str | None
+    update_time: datetime
+    create_time: datetime
+    revision: int
+    app_state: str | None
+    user_state: str | None
+
+    def to_session(self, app_name: str) -> Session:
+        return _codec.build_session(
+            session_id=self.id,
+            app_name=app_name,
+            user_id=self.user_id,
+            session_state=self.session_state,
+            app_state=self.app_state,
+            user_state=self.user_state,
+            update_time=self.update_time,
+            revision=self.revision,
+        )
+
+    def cursor(self, order_by: str) -> str:
+        """The cursor that resumes a listing after this session."""
+        sort_time: datetime = getattr(self, order_by)
+        return _codec.encode_cursor(order_by, sort_time, self.user_id, self.id)
+
+
+def list_sessions(
+    n: dict[str, sql.Composable], *, of_user: bool, order_by: str, paged: bool
+) -> Statement[ListedSession]:
+    """Live sessions of an app (``of_user``: of ``%(user_id)s``), oldest first by ``order_by``.
+
+    ``paged`` resumes after a cursor's sort key. With a user fixed the keyset is
+    (time, id), which the composite index serves.
+    """
+    time = sql.SQL("s.{}").format(sql.Identifier(order_by))
+    keys = [time, sql.SQL("s.id")] if of_user else [time, sql.SQL("s.user_id"), sql.SQL("s.id")]
+    bounds = (
+        sql.SQL("(%(after_time)s, %(after_id)s)")
+        if of_user
+        else sql.SQL("(%(after_time)s, %(after_user)s, %(after_id)s)")
+    )
+    order = sql.SQL(", ").join(keys)
+    return Statement(
+        sql.SQL(
+            """SELECT s.id, s.user_id, s.state::text AS session_state, s.update_time,
+                s.create_time, s.revision, a.state::text AS app_state, u.state::text AS user_state
+            FROM {sessions} s
+            LEFT JOIN {app_states} a ON a.app_name = s.app_name
+            LEFT JOIN {user_states} u ON u.app_name = s.app_name AND u.user_id = s.user_id
+            WHERE s.app_name = %(app_name)s {user_filter} {after_cursor} AND {live}
+            ORDER BY {order}
+            LIMIT %(limit)s"""
+        ).format(
+            user_filter=sql.SQL("AND s.user_id = %(user_id)s" if of_user else ""),
+            after_cursor=sql.SQL("AND ({}) > {}").format(order, bounds) if paged else sql.SQL(""),
+            order=order,
+            live=LIVE,
+            **n,
+        ),
+        class_row(ListedSession),
+    )
+
+
+def delete_session(n: dict[str, sql.Composable]) -> Statement[int]:
+    """Delete a session (its events go by cascade); returns how many went (0 or 1)."""
+    return scalar(
+        sql.SQL(
+            """WITH gone AS (
+                DELETE FROM {sessions}
+                WHERE app_name = %(app_name)s AND user_id = %(user_id)s AND id = %(session_id)s
+                RETURNING 1
+            ) SELECT count(*) FROM gone"""
+        ).format(**n)
+    )
+
+
+def get_user_state(n: dict[str, sql.Composable]) -> Statement[str]:
+    """A user's ``user:`` state as JSON text."""
+    return scalar(
+        sql.SQL(
+            "SELECT state::text FROM {user_states} "
+            "WHERE app_name = %(app_name)s AND user_id = %(user_id)s"
+        ).format(**n)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AppendOutcome:
+    """What :func:`append_event` returns.
+
+    ``revision`` is the new revision, or ``None`` if nothing was written; then
+    ``current_revision`` (``None``: no such session) and ``stored_event`` (the
+    stored event of this id, if any) say why.
+    """
+
+    revision: int | None
+    upserts: int
+    current_revision: int | None
+    stored_event: str | None
+
+
+def append_event(n: dict[str, sql.Composable]) -> Statement[AppendOutcome]:
+    """Check the revision, write the event and every state delta, all in one statement.
+
+    The UPDATE's row lock makes a second writer from the same revision match no
+    row, and the events primary key refuses an id stored before (the statement
+    then fails whole).
+    """
+    insert = EventInsert.of(sql.SQL("ev.j"))
+    return Statement(
+        sql.SQL(
+            """WITH ev AS (SELECT %(event)s::json AS j),
+            bumped AS (
+                UPDATE {sessions} SET
+                    state = CASE WHEN %(session_delta)s::jsonb IS NULL THEN state
+                                 ELSE state || %(session_delta)s::jsonb END,
+                    update_time = %(update_time)s,
+                    revision = revision + 1
+                WHERE app_name = %(app_name)s AND user_id = %(user_id)s AND id = %(session_id)s
+                  AND revision = %(revision)s AND {live}
+                RETURNING revision
+            ), inserted AS (
+                INSERT INTO {events} (session_id, app_name, user_id, {insert_columns})
+                SELECT %(session_id)s, %(app_name)s, %(user_id)s, {insert_values}
+                FROM ev, bumped, {insert_record}
+            ), {upserts}
+            SELECT (SELECT revision FROM bumped) AS revision,
+                (SELECT count(*) FROM new_app) + (SELECT count(*) FROM new_user) AS upserts,
+                CASE WHEN NOT EXISTS (SELECT FROM bumped) THEN
+                    (SELECT revision FROM {sessions}
+                     WHERE app_name = %(app_name)s AND user_id = %(user_id)s
+                       AND id = %(session_id)s AND {live})
+                END AS current_revision,
+                CASE WHEN NOT EXISTS (SELECT FROM bumped) THEN
+                    (SELECT {event_json} FROM {events} e
+                     WHERE e.app_name = %(app_name)s AND e.user_id = %(user_id)s
+                       AND e.session_id = %(session_id)s AND e.id = %(event_id)s)
+                END AS stored_event"""
+        ).format(
+            insert_columns=insert.columns,
+            insert_values=insert.values,
+            insert_record=insert.record,
+            upserts=state_upserts(n, "bumped"),
+            event_json=event_json(),
+            live=LIVE,
+            **n,
+        ),
+        class_row(AppendOutcome),
+    )
+
+
+def stored_event(n: dict[str, sql.Composable]) -> Statement[str]:
+    """One stored event's JSON, by id: what an append that met the id learns."""
+    return scalar(
+        sql.SQL(
+            """SELECT {event_json} FROM {events} e
+            WHERE e.app_name = %(app_name)s AND e.user_id = %(user_id)s
+              AND e.session_id = %(session_id)s AND e.id = %(event_id)s"""
+        ).format(event_json=event_json(), **n)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRevision:
+    """What :func:`session_revision` returns."""
+
+    revision: int
+    update_time: datetime
+    last_event_id: str | None
+
+
+def session_revision(n: dict[str, sql.Composable]) -> Statement[SessionRevision]:
+    """The revision a live session is at, and its last event's id (for marker-less sessions)."""
+    return Statement(
+        sql.SQL(
+            """SELECT s.revision, s.update_time, (
+                SELECT e.id FROM {events} e
+                WHERE e.app_name = s.app_name AND e.user_id = s.user_id AND e.session_id = s.id
+                ORDER BY e."timestamp" DESC, {exact_ts} DESC, e.id DESC
+                LIMIT 1) AS last_event_id
+            FROM {sessions} s
+            WHERE s.app_name = %(app_name)s AND s.user_id = %(user_id)s AND s.id = %(session_id)s
+              AND {live}"""
+        ).format(exact_ts=EXACT_TS, live=LIVE, **n),
+        class_row(SessionRevision),
+    )
+
+
+def iter_events(n: dict[str, sql.Composable], *, after: bool, newest: bool) -> Statement[str]:
+    """One session's events as JSON text, oldest first, for a server-side cursor.
+
+    ``after`` keeps events at or after ``%(after)s``; ``newest`` only the newest
+    ``%(limit)s`` of them.
+    """
+    chosen = sql.SQL(
+        """SELECT {event_json} AS ev, e."timestamp" AS ts, {exact_ts} AS exact_ts, e.id
+        FROM {events} e
+        WHERE e.app_name = %(app_name)s AND e.user_id = %(user_id)s
+          AND e.session_id = %(session_id)s {after}"""
+    ).format(event_json=event_json(), exact_ts=EXACT_TS, after=AFTER if after else sql.SQL(""), **n)
+    if not newest:
+        return scalar(
+            sql.SQL("SELECT x.ev FROM ({}) x ORDER BY x.ts, x.exact_ts, x.id").format(chosen)
+        )
+    return scalar(
+        sql.SQL(
+            """SELECT x.ev FROM ({} ORDER BY e."timestamp" DESC, {} DESC, e.id DESC
+            LIMIT %(limit)s) x ORDER BY x.ts, x.exact_ts, x.id"""
+        ).format(chosen, EXACT_TS)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Pruned:
+    """What :func:`prune` and :func:`count_prunable` return."""
+
+    sessions: int
+    events: int
+
+
+#: Sessions idle since ``%(idle_since)s`` (if given) or expired, in an app or a user's.
+_IDLE = sql.SQL(
+    """FROM {sessions} s
+    WHERE (%(app_name)s::text IS NULL OR s.app_name = %(app_name)s)
+      AND (%(user_id)s::text IS NULL OR s.user_id = %(user_id)s)
+      AND ((%(idle_since)s::timestamptz IS NOT NULL AND s.update_time < %(idle_since)s)
+           OR s.expire_time <= now())"""
+)
+#: How many events a session ``s`` holds.
+_EVENT_COUNT = sql.SQL(
+    """(SELECT count(*) FROM {events} e
+    WHERE e.app_name = s.app_name AND e.user_id = s.user_id AND e.session_id = s.id)"""
+)
+
+
+def count_prunable(n: dict[str, sql.Composable]) -> Statement[Pruned]:
+    """How many sessions (and events) are idle or expired: a dry-run prune."""
+    return Statement(
+        sql.SQL(
+            "SELECT count(*) AS sessions, COALESCE(sum({event_count}), 0)::bigint AS events {idle}"
+        ).format(event_count=_EVENT_COUNT.format(**n), idle=_IDLE.format(**n)),
+        class_row(Pruned),
+    )
+
+
+def prune(n: dict[str, sql.Composable]) -> Statement[Pruned]:
+    """Delete idle or expired sessions (their events go by cascade); same answer as the count."""
+    return Statement(
+        sql.SQL(
+            """WITH doomed AS (
+                SELECT s.app_name, s.user_id, s.id, {event_count} AS events {idle} FOR UPDATE
+            ), gone AS (
+                DELETE FROM {sessions} s USING doomed d
+                WHERE s.app_name = d.app_name AND s.user_id = d.user_id AND s.id = d.id
+                RETURNING d.events
+            )
+            SELECT count(*) AS sessions, COALESCE(sum(events), 0)::bigint AS events FROM gone"""
+        ).format(event_count=_EVENT_COUNT.format(**n), idle=_IDLE.format(**n), **n),
+        class_row(Pruned),
+    )
+
+
+def count_expired(n: dict[str, sql.Composable]) -> Statement[int]:
+    """Sessions past their ``expire_time`` still stored (``prune`` deletes them)."""
+    return scalar(
+        sql.SQL(
+            "SELECT count(*) FROM {sessions} WHERE expire_time IS NOT NULL AND expire_time <= now()"
+        ).format(**n)
+    )
+
+
+def list_apps(n: dict[str, sql.Composable]) -> Statement[str]:
+    """Every app with at least one stored session."""
+    return scalar(sql.SQL("SELECT DISTINCT app_name FROM {sessions} ORDER BY 1").format(**n))
+
+
+def export(n: dict[str, sql.Composable]) -> tuple[tuple[str, Statement[str]], ...]:
+    """JSON Lines export, one query per kind, each row one line.
+
+    App states, user states, sessions, then events (in session and
+    chronological order), each in an app (and a user) if given.
+    """
+    scope = sql.SQL(
+        "(%(app_name)s::text IS NULL OR {t}.app_name = %(app_name)s) "
+        "AND (%(user_id)s::text IS NULL OR {t}.user_id = %(user_id)s)"
+    )
+    return (
+        (
+            "app_state",
+            scalar(
+                sql.SQL(
+                    """SELECT jsonb_build_object('kind', 'app_state', 'app_name', t.app_name,
+                        'state', t.state, 'update_time', t.update_time)::text
+                    FROM {app_states} t
+                    WHERE (%(app_name)s::text IS NULL OR t.app_name = %(app_name)s)
+                    ORDER BY t.app_name"""
+                ).format(**n)
+            ),
+        ),
+        (
+            "user_state",
+            scalar(
+                sql.SQL(
+                    """SELECT jsonb_build_object('kind', 'user_state', 'app_name', t.app_name,
+                        'user_id', t.user_id, 'state', t.state, 'update_time', t.update_time)::text
+                    FROM {user_states} t WHERE {scope} ORDER BY t.app_name, t.user_id"""
+                ).format(scope=scope.format(t=sql.Identifier("t")), **n)
+            ),
+        ),
+        (
+            "session",
+            scalar(
+                sql.SQL(
+                    """SELECT jsonb_build_object('kind', 'session', 'app_name', t.app_name,
+                        'user_id', t.user_id, 'id', t.id, 'state', t.state,
+                        'create_time', t.create_time, 'update_time', t.update_time)::text
+                    FROM {sessions} t WHERE {scope} ORDER BY t.app_name, t.user_id, t.id"""
+                ).format(scope=scope.format(t=sql.Identifier("t")), **n)
+            ),
+        ),
+        (
+            "event",
+            scalar(
+                sql.SQL(
+                    """SELECT '{{"kind":"event","app_name":' || to_json(e.app_name)::text
+                        || ',"user_id":' || to_json(e.user_id)::text
+                        || ',"session_id":' || to_json(e.session_id)::text
+                        || ',"event":' || {event_json} || '}}'
+                    FROM {events} e WHERE {scope}
+                    ORDER BY e.app_name, e.user_id, e.session_id, {chronological}"""
+                ).format(
+                    scope=scope.format(t=sql.Identifier("e")),
+                    event_json=event_json(),
+                    chronological=CHRONOLOGICAL,
+                    **n,
+                )
+            ),
+        ),
+    )
+
+
+#: A transaction-scoped table that COPY fills with one JSON line per row.
+CREATE_STAGING = scalar(
+    sql.SQL("CREATE TEMP TABLE sqlspec_staging (seq bigserial, line json NOT NULL) ON COMMIT DROP")
+)
+COPY_STAGING = sql.SQL("COPY sqlspec_staging (line) FROM STDIN")
+#: First statement of an export: every query of it reads one snapshot.
+EXPORT_SNAPSHOT = sql.SQL("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+
+
+@dataclass(frozen=True, slots=True)
+class ImportCounts:
+    """What :func:`import_staged` returns: rows taken per kind, and lines staged per kind."""
+
+    app_states: int
+    user_states: int
+    sessions: int
+    events: int
+    staged: str
+
+    def result(self) -> ImportResult:
+        kinds = ("app_state", "user_state", "session", "event")
+        taken = (self.app_states, self.user_states, self.sessions, self.events)
+        imported = dict(zip(kinds, (int(n) for n in taken), strict=True))
+        staged = (int(n) for n in self.staged.split(","))
+        skipped = {
+            kind: (0 if kind in ("app_state", "user_state") else total - imported[kind])
+            for kind, total in zip(kinds, staged, strict=True)
+        }
+        return ImportResult(imported=imported, skipped=skipped)
+
+
+def import_staged(n: dict[str, sql.Composable]) -> Statement[ImportCounts]:
+    """Load staged JSON Lines (as :func:`export` writes them).
+
+    State is merged into existing state, existing sessions and events are kept,
+    events of sessions that exist neither before nor in the import are skipped.
+    """
+    insert = EventInsert.of(sql.SQL("st.line -> 'event'"))
+    return Statement(
+        sql.SQL(
+            """WITH new_app AS (
+                INSERT INTO {app_states} AS t (app_name, state, update_time)
+                SELECT st.line ->> 'app_name', (st.line -> 'state')::jsonb,
+                       COALESCE((st.line ->> 'update_time')::timestamptz, now())
+                FROM sqlspec_staging st WHERE st.line ->> 'kind' = 'app_state'
+                ON CONFLICT (app_name) DO UPDATE SET state = t.state || EXCLUDED.state
+                RETURNING 1
+            ), new_user AS (
+                INSERT INTO {user_states} AS t (app_name, user_id, state, update_time)
+                SELECT st.line ->> 'app_name', st.line ->> 'user_id', (st.line -> 'state')::jsonb,
+                       COALESCE((st.line ->> 'update_time')::timestamptz, now())
+                FROM sqlspec_staging st WHERE st.line ->> 'kind' = 'user_state'
+                ON CONFLICT (app_name, user_id) DO UPDATE SET state = t.state || EXCLUDED.state
+                RETURNING 1
+            ), new_session AS (
+                INSERT INTO {sessions} (app_name, user_id, id, state, create_time, update_time)
+                SELECT st.line ->> 'app_name', st.line ->> 'user_id', st.line ->> 'id',
+                       COALESCE((st.line -> 'state')::jsonb, '{{}}'::jsonb),
+                       COALESCE((st.line ->> 'create_time')::timestamptz, now()),
+                       COALESCE((st.line ->> 'update_time')::timestamptz, now())
+                FROM sqlspec_staging st WHERE st.line ->> 'kind' = 'session'
+                ON CONFLICT DO NOTHING
+                RETURNING app_name, user_id, id
+            ), new_event AS (
+                INSERT INTO {events} (app_name, user_id, session_id, {insert_columns})
+                SELECT st.line ->> 'app_name', st.line ->> 'user_id', st.line ->> 'session_id',
+                       {insert_values}
+                FROM sqlspec_staging st, {insert_record}
+                WHERE st.line ->> 'kind' = 'event' AND (
+                    EXISTS (SELECT 1 FROM {sessions} s
+                            WHERE s.app_name = st.line ->> 'app_name'
+                              AND s.user_id = st.line ->> 'user_id'
+                              AND s.id = st.line ->> 'session_id')
+                    OR EXISTS (SELECT 1 FROM new_session n
+                               WHERE n.app_name = st.line ->> 'app_name'
+                                 AND n.user_id = st.line ->> 'user_id'
+                                 AND n.id = st.line ->> 'session_id'))
+                ORDER BY st.seq
+                ON CONFLICT DO NOTHING
+                RETURNING app_name, user_id, session_id
+            ), bumped AS (
+                UPDATE {sessions} s SET revision = s.revision + 1
+                FROM (SELECT DISTINCT app_name, user_id, session_id FROM new_event) ne
+                WHERE s.app_name = ne.app_name AND s.user_id = ne.user_id AND s.id = ne.session_id
+            )
+            SELECT (SELECT count(*) FROM new_app) AS app_states,
+                   (SELECT count(*) FROM new_user) AS user_states,
+                   (SELECT count(*) FROM new_session) AS sessions,
+                   (SELECT count(*) FROM new_event) AS events,
+                   (SELECT count(*) FILTER (WHERE line ->> 'kind' = 'app_state')
+                    || ',' || count(*) FILTER (WHERE line ->> 'kind' = 'user_state')
+                    || ',' || count(*) FILTER (WHERE line ->> 'kind' = 'session')
+                    || ',' || count(*) FILTER (WHERE line ->> 'kind' = 'event')
+                    FROM sqlspec_staging) AS staged"""
+        ).format(
+            insert_columns=insert.columns,
+            insert_values=insert.values,
+            insert_record=insert.record,
+            **n,
+        ),
+        class_row(ImportCounts),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ImportedEvents:
+    """What :func:`import_events` returns; ``revision`` ``None``: no such session."""
+
+    revision: int | None
+    stored: int
+    upserts: int
+
+
+def import_events(n: dict[str, sql.Composable]) -> Statement[ImportedEvents]:
+    """Store staged events (one event JSON per line) in one session, bumping the revision once.
+
+    Their merged state deltas are applied as one append's would be.
+    """
+    insert = EventInsert.of(sql.SQL("st.line"))
+    return Statement(
+        sql.SQL(
+            """WITH target AS (
+                UPDATE {sessions} SET
+                    state = CASE WHEN %(session_delta)s::jsonb IS NULL THEN state
+                                 ELSE state || %(session_delta)s::jsonb END,
+                    update_time = %(update_time)s,
+                    revision = revision + 1
+                WHERE app_name = %(app_name)s AND user_id = %(user_id)s AND id = %(session_id)s
+                  AND {live}
+                RETURNING revision
+            ), inserted AS (
+                INSERT INTO {events} (session_id, app_name, user_id, {insert_columns})
+                SELECT %(session_id)s, %(app_name)s, %(user_id)s, {insert_values}
+                FROM sqlspec_staging st, target, {insert_record} ORDER BY st.seq
+                RETURNING 1
+            ), {upserts}
+            SELECT (SELECT revision FROM target) AS revision,
+                (SELECT count(*) FROM inserted) AS stored,
+                (SELECT count(*) FROM new_app) + (SELECT count(*) FROM new_user) AS upserts"""
+        ).format(
+            insert_columns=insert.columns,
+            insert_values=insert.values,
+            insert_record=insert.record,
+            upserts=state_upserts(n, "target"),
+            live=LIVE,
+            **n,
+        ),
+        class_row(ImportedEvents),
+    )
+
+
+class SessionStatements:
+    """Every statement of one :class:`TableNames`, built once per store."""
+
+    def __init__(self, tables: TableNames) -> None:
+        n: dict[str, sql.Composable] = dict(tables.identifiers())
+        self._names = n
+        self.create_session = create_session(n)
+        self.get_session = get_session(n, after=False)
+        self.get_session_after = get_session(n, after=True)
+        self.delete_session = delete_session(n)
+        self.get_user_state = get_user_state(n)
+        self.append_event = append_event(n)
+        self.stored_event = stored_event(n)
+        self.session_revision = session_revision(n)
+        self.count_prunable = count_prunable(n)
+        self.prune = prune(n)
+        self.count_expired = count_expired(n)
+        self.list_apps = list_apps(n)
+        self.export = export(n)
+        self.import_staged = import_staged(n)
+        self.import_events = import_events(n)
+        self._lists: dict[tuple[bool, str, bool], Statement[ListedSession]] = {}
+        self._event_streams: dict[tuple[bool, bool], Statement[str]] = {}
+
+    def list_sessions(
+        self, *, of_user: bool, order_by: str, paged: bool
+    ) -> Statement[ListedSession]:
+        """The listing statement for one combination of filters, built on first use."""
+        key = (of_user, order_by, paged)
+        statement = self._lists.get(key)
+        if statement is None:
+            statement = self._lists[key] = list_sessions(
+                self._names, of_user=of_user, order_by=order_by, paged=paged
+            )
+        return statement
+
+    def iter_events(self, *, after: bool, newest: bool) -> Statement[str]:
+        """The event-stream statement for one combination of filters, built on first use."""
+        key = (after, newest)
+        statement = self._event_streams.get(key)
+        if statement is None:
+            statement = self._event_streams[key] = iter_events(
+                self._names, after=after, newest=newest
+            )
+        return statement

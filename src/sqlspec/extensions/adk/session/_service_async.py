@@ -1,0 +1,175 @@
+"""ADK's session service over a session store: each method is one store call.
+
+What a method does with the caller's objects follows ADK's in-memory service;
+how it meets its caller (awaited, or blocking) is :mod:`sqlspec.extensions.adk._bridge`'s.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, overload
+
+from google.adk.events.event import Event
+from google.adk.sessions.base_session_service import GetSessionConfig
+from google.adk.sessions.session import Session
+
+from sqlspec.extensions.adk._bridge import awaitable_method
+from sqlspec.extensions.adk.session._codec import check_get_session_config, without_temp_keys
+from sqlspec.extensions.adk.session._protocol_async import AsyncADKStore
+from sqlspec.extensions.adk.session._types import SessionPage
+
+if True:  # ASYNC
+    from google.adk.sessions.base_session_service import BaseSessionService as ADKSessionService
+
+    if TYPE_CHECKING:
+        from sqlspec.extensions.adk.session._protocol_sync import SyncADKStore
+        from sqlspec.extensions.adk.session._service_sync import SyncSQLSpecSessionService
+else:
+    from sqlspec.extensions.adk.session._service_async import ADKSessionService
+
+__all__ = ["SQLSpecSessionService"]
+
+
+class SQLSpecSessionService(ADKSessionService):
+    """ADK session service persisting through a SQLSpec session store.
+
+    Args:
+        store: the session store its calls go to.
+    """
+
+    store: AsyncADKStore
+
+    if True:  # ASYNC
+
+        @overload
+        def __new__(cls, store: AsyncADKStore) -> SQLSpecSessionService: ...
+
+        @overload
+        def __new__(cls, store: SyncADKStore) -> SyncSQLSpecSessionService: ...
+
+        def __new__(cls, store: AsyncADKStore | SyncADKStore) -> SQLSpecSessionService:
+            """Serve an async store; a sync store gets a ``SyncSQLSpecSessionService``."""
+            # No __init__: with one, type checkers would ignore the overloads above.
+            chosen = cls
+            if not store.is_async and cls is SQLSpecSessionService:
+                from sqlspec.extensions.adk.session._service_sync import SyncSQLSpecSessionService
+
+                chosen = SyncSQLSpecSessionService
+            service = super().__new__(chosen)
+            service.store = store  # type: ignore[assignment]  # the sync class takes a sync one
+            return service
+
+    async def _ready_store(self) -> AsyncADKStore:
+        """The store, ready for a call; a service that prepares its store lazily overrides it."""
+        return self.store
+
+    def _after_append(self, session: Session, event: Event, stored: bool) -> Event:
+        """Once the event is stored, apply ADK's in-memory rules to the caller's objects.
+
+        Until then they stay as they were: a failed append (stale session, bad
+        value, lost connection) leaves the session and the event untouched, as
+        ADK's in-memory service does, and a re-delivered event changes nothing.
+        """
+        if stored:
+            self._apply_temp_state(session, event)
+            self._trim_temp_delta_state(event)
+            self._commit_event_to_session(session, event)
+        return event
+
+    @awaitable_method
+    async def create_session(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        state: dict[str, Any] | None = None,
+        session_id: str | None = None,
+        ttl: timedelta | None = None,
+    ) -> Session:
+        """Create a session; raises ``AlreadyExistsError`` if the id is taken.
+
+        Beyond ADK's arguments: ``ttl`` makes the session expire that long after
+        its creation (default: the store's ``session_ttl``).
+        """
+        store = await self._ready_store()
+        return await store.create_session(
+            app_name=app_name, user_id=user_id, state=state, session_id=session_id, ttl=ttl
+        )
+
+    @awaitable_method
+    async def get_session(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        session_id: str,
+        config: GetSessionConfig | None = None,
+    ) -> Session | None:
+        """Load a session, merged state and the events ``config`` selects; ``None`` if absent."""
+        check_get_session_config(config)
+        store = await self._ready_store()
+        return await store.get_session(
+            app_name=app_name, user_id=user_id, session_id=session_id, config=config
+        )
+
+    @awaitable_method
+    async def list_sessions(
+        self,
+        *,
+        app_name: str,
+        user_id: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+        order_by: str = "update_time",
+    ) -> SessionPage:
+        """Sessions of an app (or one user) without events, oldest update first.
+
+        Beyond ADK's arguments: ``limit`` pages the listing, ``cursor`` (a page's
+        ``next_cursor``) resumes it, ``order_by`` may be ``"create_time"``.
+        """
+        store = await self._ready_store()
+        return await store.list_sessions(
+            app_name=app_name, user_id=user_id, limit=limit, cursor=cursor, order_by=order_by
+        )
+
+    @awaitable_method
+    async def delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:
+        """Delete a session and its events."""
+        store = await self._ready_store()
+        await store.delete_session(app_name=app_name, user_id=user_id, session_id=session_id)
+
+    @awaitable_method
+    async def get_user_state(self, *, app_name: str, user_id: str) -> dict[str, Any]:
+        """The user's ``user:`` state with the prefix removed; ``{}`` if none."""
+        store = await self._ready_store()
+        return await store.get_user_state(app_name=app_name, user_id=user_id)
+
+    @awaitable_method
+    async def append_event(self, session: Session, event: Event) -> Event:
+        """Persist ``event`` and its state delta, then add it to ``session``.
+
+        Raises ``StaleSessionError`` if another writer appended since ``session``
+        was loaded, and ``SessionNotFoundError`` if it no longer exists.
+        """
+        if event.partial:
+            return event
+        store = await self._ready_store()
+        stored = await store.append_event(session, without_temp_keys(event))
+        return self._after_append(session, event, stored)
+
+    @awaitable_method
+    async def close(self) -> None:
+        """Close the store's connection pool."""
+        await self.store.close()
+
+    async def __aenter__(self) -> SQLSpecSessionService:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        await self.store.close()
