@@ -12,7 +12,7 @@ import pytest
 from helpers import PYTHON, subprocess_env
 from sqlspec import ImproperConfigurationError
 from sqlspec.adapters.psycopg import PsycopgAsyncConfig, PsycopgSyncConfig
-from sqlspec.adapters.psycopg._config import _Watchdog
+from sqlspec.adapters.psycopg._deadline import Watchdog as _Watchdog
 
 SEED_KEYS = {
     "conninfo": "postgresql://user:pass@localhost/db?sslmode=require",

@@ -79,6 +79,12 @@ PAIRS: tuple[Pair, ...] = (
         },
     ),
     Pair(
+        "src/sqlspec/adapters/psycopg/_config_async.py",
+        "src/sqlspec/adapters/psycopg/_config_sync.py",
+        # Async deadlines run on the event loop, sync ones on the watchdog thread.
+        {"_AsyncServerCursor": "_ServerCursor", "call_later": "watchdog"},
+    ),
+    Pair(
         "src/sqlspec/adapters/psycopg/adk/_store_async.py",
         "src/sqlspec/adapters/psycopg/adk/_store_sync.py",
     ),

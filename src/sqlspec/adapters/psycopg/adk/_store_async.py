@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg import AsyncConnection
 
-from sqlspec.adapters.psycopg._config import PsycopgAsyncConfig
+from sqlspec.adapters.psycopg._config_async import PsycopgAsyncConfig
 from sqlspec.adapters.psycopg.adk._errors import TRANSIENT_ATTEMPTS, rerunnable, translate_errors
 from sqlspec.adapters.psycopg.adk._statement import Statement
 from sqlspec.adapters.psycopg.adk._versions import (

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg import Connection
 
-from sqlspec.adapters.psycopg._config import PsycopgSyncConfig
+from sqlspec.adapters.psycopg._config_sync import PsycopgSyncConfig
 from sqlspec.adapters.psycopg.adk._errors import TRANSIENT_ATTEMPTS, rerunnable, translate_errors
 from sqlspec.adapters.psycopg.adk._statement import Statement
 from sqlspec.adapters.psycopg.adk._versions import (

@@ -17,7 +17,7 @@ from google.adk.events.event import Event
 from google.adk.sessions.base_session_service import GetSessionConfig
 from google.adk.sessions.session import Session
 
-from sqlspec.adapters.psycopg._config import PsycopgAsyncConfig
+from sqlspec.adapters.psycopg._config_async import PsycopgAsyncConfig
 from sqlspec.adapters.psycopg.adk import _values
 from sqlspec.adapters.psycopg.adk._errors import translate_errors
 from sqlspec.adapters.psycopg.adk._store_async import AsyncStore

@@ -20,7 +20,7 @@ from google.adk.events.event import Event
 from google.adk.sessions.base_session_service import GetSessionConfig
 from google.adk.sessions.session import Session
 
-from sqlspec.adapters.psycopg._config import PsycopgSyncConfig
+from sqlspec.adapters.psycopg._config_sync import PsycopgSyncConfig
 from sqlspec.adapters.psycopg.adk import _values
 from sqlspec.adapters.psycopg.adk._errors import translate_errors
 from sqlspec.adapters.psycopg.adk._store_sync import SyncStore
