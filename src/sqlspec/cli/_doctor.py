@@ -131,8 +131,129 @@ def _pool_check(pool: dict[str, Any], server: dict[str, Any], workers: int) -> C
     return Check("pool", "ok", f"{what}; fits in {budget} ({in_use} in use now)")
 
 
-def _diagnose(store: PsycopgSyncADKStore, target: Target, workers: int) -> dict[str, Any]:
+def _server_checks(server: dict[str, Any], connect_ms: float, round_trip_ms: float) -> list[Check]:
+    """How the connection went, and whether the server takes writes."""
+    checks = [
+        Check(
+            "connection",
+            "ok",
+            f"connected in {connect_ms:.0f} ms; a round trip takes {round_trip_ms:.1f} ms",
+        )
+    ]
+    if server["in_recovery"]:
+        checks.append(
+            Check(
+                "server",
+                "error",
+                f"PostgreSQL {server['version']} is a read-only standby",
+                "point --dsn at the primary: sessions cannot be written to a standby",
+            )
+        )
+    else:
+        checks.append(Check("server", "ok", f"PostgreSQL {server['version']}, primary"))
+    return checks
+
+
+def _index_checks(store: PsycopgSyncADKStore, indexes: list[dict[str, Any]]) -> list[Check]:
+    """Indexes of the current schema that are missing or invalid."""
     checks: list[Check] = []
+    present = {i["name"] for i in indexes}
+    absent = [name for name in store.schema.index_names if name not in present]
+    invalid = [i["name"] for i in indexes if not i["valid"]]
+    if absent:
+        checks.append(_missing("indexes", "warning", absent))
+    if invalid:
+        checks.append(
+            Check(
+                "indexes",
+                "warning",
+                f"invalid (a failed concurrent build?): {', '.join(invalid)}",
+                "rebuild them: " + "; ".join(f"REINDEX INDEX {n}" for n in invalid),
+            )
+        )
+    if not absent and not invalid:
+        checks.append(Check("indexes", "ok", f"{len(indexes)} indexes, all valid"))
+    return checks
+
+
+def _data_checks(
+    store: PsycopgSyncADKStore,
+    version: int | None,
+    tables: list[dict[str, Any]],
+    indexes: list[dict[str, Any]],
+) -> list[Check]:
+    """Tables and indexes of the schema, expired sessions, and bloat."""
+    checks: list[Check] = []
+    if version is not None:
+        missing = [t["name"] for t in tables if not t["exists"]]
+        if missing:
+            checks.append(_missing("tables", "error", missing))
+        else:
+            checks.append(Check("tables", "ok", "all four tables exist"))
+    if version == SCHEMA_VERSION:
+        checks += _index_checks(store, indexes)
+        expired = store.count_expired()
+        if expired:
+            checks.append(
+                Check(
+                    "expired",
+                    "warning",
+                    f"{expired} expired session(s) still stored",
+                    "delete them with `sqlspec-adk prune` (e.g. from cron)",
+                )
+            )
+    for table in tables:
+        dead, live = table["dead_rows"] or 0, table["live_rows"] or 0
+        if dead > _DEAD_ROWS_MIN and dead > _DEAD_RATIO * live:
+            checks.append(
+                Check(
+                    "bloat",
+                    "warning",
+                    f"{table['name']}: {dead} dead rows for {live} live ones",
+                    f"VACUUM (ANALYZE) {table['name']}; check that autovacuum keeps up",
+                )
+            )
+    return checks
+
+
+def _adk_check(adk_sessions: int | None) -> list[Check]:
+    """A pointer to ``import-adk`` when ADK's own tables sit beside ours."""
+    if adk_sessions is None:
+        return []
+    return [
+        Check(
+            "adk-tables",
+            "info",
+            f"ADK DatabaseSessionService tables found, {adk_sessions} session(s)",
+            "copy them into sqlspec with `sqlspec-adk import-adk`",
+        )
+    ]
+
+
+_SERVER_FIELDS = (
+    "version",
+    "database",
+    "user",
+    "schema",
+    "max_connections",
+    "connections",
+    "in_recovery",
+    "timezone",
+)
+_TABLE_FIELDS = (
+    "name",
+    "exists",
+    "rows",
+    "rows_exact",
+    "dead_rows",
+    "table_bytes",
+    "index_bytes",
+    "total_bytes",
+)
+_INDEX_FIELDS = ("name", "table", "bytes", "valid", "primary", "definition")
+
+
+def _diagnose(store: PsycopgSyncADKStore, target: Target, workers: int) -> dict[str, Any]:
     started = time.perf_counter()
     conn = store.config.create_connection()
     connect_ms = (time.perf_counter() - started) * 1000
@@ -142,123 +263,23 @@ def _diagnose(store: PsycopgSyncADKStore, target: Target, workers: int) -> dict[
         conn.execute("SELECT 1")
         round_trip_ms = (time.perf_counter() - started) * 1000
         server = _catalog.server_info(conn)
-        checks.append(
-            Check(
-                "connection",
-                "ok",
-                f"connected in {connect_ms:.0f} ms; a round trip takes {round_trip_ms:.1f} ms",
-            )
-        )
-        if server["in_recovery"]:
-            checks.append(
-                Check(
-                    "server",
-                    "error",
-                    f"PostgreSQL {server['version']} is a read-only standby",
-                    "point --dsn at the primary: sessions cannot be written to a standby",
-                )
-            )
-        else:
-            checks.append(Check("server", "ok", f"PostgreSQL {server['version']}, primary"))
-
+        checks = _server_checks(server, connect_ms, round_trip_ms)
         version = store.schema_version()
         checks.append(_schema_check(version, bool(server["can_create"]), server["user"]))
         tables = _catalog.table_stats(conn, store.tables.all)
         indexes = _catalog.index_stats(conn, [t["oid"] for t in tables if t["exists"]])
-        if version is not None:
-            missing = [t["name"] for t in tables if not t["exists"]]
-            if missing:
-                checks.append(_missing("tables", "error", missing))
-            else:
-                checks.append(Check("tables", "ok", "all four tables exist"))
-        if version == SCHEMA_VERSION:
-            present = {i["name"] for i in indexes}
-            absent = [name for name in store.schema.index_names if name not in present]
-            invalid = [i["name"] for i in indexes if not i["valid"]]
-            if absent:
-                checks.append(_missing("indexes", "warning", absent))
-            if invalid:
-                checks.append(
-                    Check(
-                        "indexes",
-                        "warning",
-                        f"invalid (a failed concurrent build?): {', '.join(invalid)}",
-                        "rebuild them: " + "; ".join(f"REINDEX INDEX {n}" for n in invalid),
-                    )
-                )
-            if not absent and not invalid:
-                checks.append(Check("indexes", "ok", f"{len(indexes)} indexes, all valid"))
-            expired = store.count_expired()
-            if expired:
-                checks.append(
-                    Check(
-                        "expired",
-                        "warning",
-                        f"{expired} expired session(s) still stored",
-                        "delete them with `sqlspec-adk prune` (e.g. from cron)",
-                    )
-                )
-        for table in tables:
-            dead, live = table["dead_rows"] or 0, table["live_rows"] or 0
-            if dead > _DEAD_ROWS_MIN and dead > _DEAD_RATIO * live:
-                checks.append(
-                    Check(
-                        "bloat",
-                        "warning",
-                        f"{table['name']}: {dead} dead rows for {live} live ones",
-                        f"VACUUM (ANALYZE) {table['name']}; check that autovacuum keeps up",
-                    )
-                )
+        checks += _data_checks(store, version, tables, indexes)
         pool = _pool_settings(target)
         checks.append(_pool_check(pool, server, workers))
-        adk_sessions = adk_sessions_beside(conn, store.tables)
-        if adk_sessions is not None:
-            checks.append(
-                Check(
-                    "adk-tables",
-                    "info",
-                    f"ADK DatabaseSessionService tables found, {adk_sessions} session(s)",
-                    "copy them into sqlspec with `sqlspec-adk import-adk`",
-                )
-            )
+        checks += _adk_check(adk_sessions_beside(conn, store.tables))
+    timings = {"connect_ms": round(connect_ms, 2), "round_trip_ms": round(round_trip_ms, 3)}
     return {
         "target": target.describe(),
-        "server": {
-            key: server[key]
-            for key in (
-                "version",
-                "database",
-                "user",
-                "schema",
-                "max_connections",
-                "connections",
-                "in_recovery",
-                "timezone",
-            )
-        }
-        | {"connect_ms": round(connect_ms, 2), "round_trip_ms": round(round_trip_ms, 3)},
+        "server": {key: server[key] for key in _SERVER_FIELDS} | timings,
         "schema": {"version": version, "expected": SCHEMA_VERSION},
         "pool": pool | {"workers": workers},
-        "tables": [
-            {
-                key: t[key]
-                for key in (
-                    "name",
-                    "exists",
-                    "rows",
-                    "rows_exact",
-                    "dead_rows",
-                    "table_bytes",
-                    "index_bytes",
-                    "total_bytes",
-                )
-            }
-            for t in tables
-        ],
-        "indexes": [
-            {k: i[k] for k in ("name", "table", "bytes", "valid", "primary", "definition")}
-            for i in indexes
-        ],
+        "tables": [{key: t[key] for key in _TABLE_FIELDS} for t in tables],
+        "indexes": [{key: i[key] for key in _INDEX_FIELDS} for i in indexes],
         "checks": [asdict(c) for c in checks],
     }
 

@@ -102,4 +102,3 @@ class ConfigBase:
             f"{type(self).__name__}(conninfo={masked_conninfo(self.settings.conninfo)!r}, "
             f"pool={dict(self.settings.pool)!r})"
         )
-
