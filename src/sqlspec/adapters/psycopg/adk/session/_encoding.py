@@ -36,6 +36,10 @@ class StateDeltas:
     user: str | None
     session: str | None
 
+    def params(self) -> dict[str, str | None]:
+        """The deltas as the statements that merge them name their parameters."""
+        return {"session_delta": self.session, "app_delta": self.app, "user_delta": self.user}
+
 
 def split_state(state: Mapping[str, Any] | None) -> StateDeltas:
     """Split state by scope (``temp:`` keys dropped) and encode each part for its column."""

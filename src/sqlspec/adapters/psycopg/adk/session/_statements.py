@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from google.adk.events.event import Event
 from google.adk.sessions.session import Session
 from psycopg import sql
 from psycopg.rows import class_row
@@ -197,17 +198,8 @@ class StoredSession:
     events: list[str] | None
 
     def to_session(self, app_name: str, user_id: str, session_id: str) -> Session:
-        return _codec.build_session(
-            session_id=session_id,
-            app_name=app_name,
-            user_id=user_id,
-            session_state=self.session_state,
-            app_state=self.app_state,
-            user_state=self.user_state,
-            update_time=self.update_time,
-            revision=self.revision,
-            events=_codec.decode_events(self.events),
-        )
+        events = _codec.decode_events(self.events)
+        return _session(self, app_name, user_id, session_id, events)
 
 
 def get_session(n: dict[str, sql.Composable], *, after: bool) -> Statement[StoredSession]:
@@ -258,21 +250,33 @@ class ListedSession:
     user_state: str | None
 
     def to_session(self, app_name: str) -> Session:
-        return _codec.build_session(
-            session_id=self.id,
-            app_name=app_name,
-            user_id=self.user_id,
-            session_state=self.session_state,
-            app_state=self.app_state,
-            user_state=self.user_state,
-            update_time=self.update_time,
-            revision=self.revision,
-        )
+        return _session(self, app_name, self.user_id, self.id)
 
     def cursor(self, order_by: str) -> str:
         """The cursor that resumes a listing after this session."""
         sort_time: datetime = getattr(self, order_by)
         return _codec.encode_cursor(order_by, sort_time, self.user_id, self.id)
+
+
+def _session(
+    row: StoredSession | ListedSession,
+    app_name: str,
+    user_id: str,
+    session_id: str,
+    events: list[Event] | None = None,
+) -> Session:
+    """The session a row of :func:`get_session` or :func:`list_sessions` stands for."""
+    return _codec.build_session(
+        session_id=session_id,
+        app_name=app_name,
+        user_id=user_id,
+        session_state=row.session_state,
+        app_state=row.app_state,
+        user_state=row.user_state,
+        update_time=row.update_time,
+        revision=row.revision,
+        events=events,
+    )
 
 
 def list_sessions(

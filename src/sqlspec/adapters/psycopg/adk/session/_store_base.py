@@ -227,9 +227,7 @@ def append_params(session: Session, event: Event, revision: int) -> dict[str, An
         "revision": revision,
         "event_id": event.id,
         "event": _encoding.encode_event(event),
-        "session_delta": deltas.session,
-        "app_delta": deltas.app,
-        "user_delta": deltas.user,
+        **deltas.params(),
         "update_time": _values.to_timestamptz(event.timestamp),
     }
 
@@ -324,9 +322,7 @@ class EventBatch:
             "app_name": app_name,
             "user_id": user_id,
             "session_id": session_id,
-            "session_delta": deltas.session,
-            "app_delta": deltas.app,
-            "user_delta": deltas.user,
+            **deltas.params(),
             "update_time": _values.to_timestamptz(self.last_timestamp),
         }
 
