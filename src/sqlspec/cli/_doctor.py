@@ -259,9 +259,7 @@ def _diagnose(store: PsycopgSyncADKStore, target: Target, workers: int) -> dict[
     connect_ms = (time.perf_counter() - started) * 1000
     with conn:
         conn.autocommit = True
-        started = time.perf_counter()
-        conn.execute("SELECT 1")
-        round_trip_ms = (time.perf_counter() - started) * 1000
+        round_trip_ms = _catalog.round_trip_ms(conn)
         server = _catalog.server_info(conn)
         checks = _server_checks(server, connect_ms, round_trip_ms)
         version = store.schema_version()

@@ -5,13 +5,20 @@ Table names resolve through the search path, as the stores' own statements do.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from psycopg import Connection, sql
 from psycopg.rows import TupleRow, dict_row
 
-__all__ = ["EXACT_COUNT_BYTES", "index_stats", "server_info", "table_stats"]
+__all__ = [
+    "EXACT_COUNT_BYTES",
+    "index_stats",
+    "round_trip_ms",
+    "server_info",
+    "table_stats",
+]
 
 _SERVER = """
 SELECT current_setting('server_version') AS version,
@@ -53,6 +60,13 @@ JOIN pg_class tc ON tc.oid = i.indrelid
 WHERE i.indrelid = ANY(%(oids)s::oid[])
 ORDER BY array_position(%(oids)s::oid[], i.indrelid), ic.relname
 """
+
+
+def round_trip_ms(conn: Connection[TupleRow]) -> float:
+    """How long an empty statement takes, there and back, in milliseconds."""
+    started = time.perf_counter()
+    conn.execute("SELECT 1")
+    return (time.perf_counter() - started) * 1000
 
 
 def server_info(conn: Connection[TupleRow]) -> dict[str, Any]:

@@ -204,9 +204,12 @@ def decode_event(text: str) -> Event:
 
 def _event_id(text: str) -> str:
     try:
-        return f"event {pydantic_core.from_json(text).get('id')!r}"
+        value = pydantic_core.from_json(text)
     except ValueError:
         return "an event that is not JSON"
+    if not isinstance(value, dict):
+        return "an event that is not a JSON object"
+    return f"event {value.get('id')!r}"
 
 
 def build_session(
