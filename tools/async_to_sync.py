@@ -66,6 +66,10 @@ class Pair:
 #: Every pair, paths relative to the repository root.
 PAIRS: tuple[Pair, ...] = (
     Pair(
+        "src/sqlspec/extensions/adk/_store_service_async.py",
+        "src/sqlspec/extensions/adk/_store_service_sync.py",
+    ),
+    Pair(
         "src/sqlspec/extensions/adk/session/_protocol_async.py",
         "src/sqlspec/extensions/adk/session/_protocol_sync.py",
     ),
@@ -76,6 +80,18 @@ PAIRS: tuple[Pair, ...] = (
         {
             "SQLSpecSessionService": "SyncSQLSpecSessionService",
             "ADKSessionService": "SQLSpecSessionService",
+        },
+    ),
+    Pair(
+        "src/sqlspec/extensions/adk/memory/_protocol_async.py",
+        "src/sqlspec/extensions/adk/memory/_protocol_sync.py",
+    ),
+    Pair(
+        "src/sqlspec/extensions/adk/memory/_service_async.py",
+        "src/sqlspec/extensions/adk/memory/_service_sync.py",
+        {
+            "SQLSpecMemoryService": "SyncSQLSpecMemoryService",
+            "ADKMemoryService": "SQLSpecMemoryService",
         },
     ),
     Pair(
@@ -92,6 +108,10 @@ PAIRS: tuple[Pair, ...] = (
         "src/sqlspec/adapters/psycopg/adk/session/_store_async.py",
         "src/sqlspec/adapters/psycopg/adk/session/_store_sync.py",
     ),
+    Pair(
+        "src/sqlspec/adapters/psycopg/adk/memory/_store_async.py",
+        "src/sqlspec/adapters/psycopg/adk/memory/_store_sync.py",
+    ),
 )
 
 #: Whole-identifier renames for every pair.
@@ -100,6 +120,8 @@ RENAMES: Mapping[str, str] = {
     "PsycopgAsyncConfig": "PsycopgSyncConfig",
     "AsyncStore": "SyncStore",
     "AsyncADKStore": "SyncADKStore",
+    "AsyncADKMemoryStore": "SyncADKMemoryStore",
+    "PsycopgAsyncADKMemoryStore": "PsycopgSyncADKMemoryStore",
     "awaitable_method": "loop_aware_method",
     "AsyncConnection": "Connection",
     "AsyncConnectionPool": "ConnectionPool",
@@ -116,6 +138,8 @@ RENAMES: Mapping[str, str] = {
     "_store_async": "_store_sync",
     "_config_async": "_config_sync",
     "_protocol_async": "_protocol_sync",
+    "_store_service_async": "_store_service_sync",
+    "AsyncStoreService": "SyncStoreService",
 }
 
 HEADER = (

@@ -4,6 +4,12 @@ Nothing here knows a database: the stores that implement these interfaces live
 in the adapters (``sqlspec.adapters.psycopg.adk``).
 """
 
+from sqlspec.extensions.adk.memory import (
+    AsyncADKMemoryStore,
+    SQLSpecMemoryService,
+    SyncADKMemoryStore,
+    SyncSQLSpecMemoryService,
+)
 from sqlspec.extensions.adk.session import (
     AsyncADKStore,
     ImportResult,
@@ -14,10 +20,14 @@ from sqlspec.extensions.adk.session import (
 )
 
 __all__ = [
+    "AsyncADKMemoryStore",
     "AsyncADKStore",
     "ImportResult",
+    "SQLSpecMemoryService",
     "SQLSpecSessionService",
     "SessionPage",
+    "SyncADKMemoryStore",
     "SyncADKStore",
+    "SyncSQLSpecMemoryService",
     "SyncSQLSpecSessionService",
 ]

@@ -17,9 +17,10 @@ import functools
 from collections.abc import Callable
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-__all__ = ["awaitable_method", "loop_aware_method"]
+__all__ = ["awaitable_method", "loop_aware_method", "new_service"]
 
 S = TypeVar("S")
+C = TypeVar("C")
 P = ParamSpec("P")
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -50,3 +51,16 @@ def loop_aware_method(method: Callable[Concatenate[S, P], T]) -> Callable[Concat
         return loop.run_in_executor(None, work)  # type: ignore[return-value]
 
     return call
+
+
+def new_service(cls: type[C], root: type, store: Any, sync_twin: Callable[[], type]) -> C:
+    """A new service of class ``cls`` over ``store``.
+
+    Asked of the ``root`` service class with a sync store, it is of the root's
+    sync twin instead (``sync_twin()`` imports it: the twin is generated from the
+    root's module, so the root may not import it at module level).
+    """
+    chosen: type = sync_twin() if cls is root and not store.is_async else cls
+    service: C = object.__new__(chosen)
+    service.store = store  # type: ignore[attr-defined]
+    return service

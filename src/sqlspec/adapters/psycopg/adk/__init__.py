@@ -1,5 +1,9 @@
 """ADK stores on psycopg 3: each async store and its generated sync twin."""
 
+from sqlspec.adapters.psycopg.adk.memory import (
+    PsycopgAsyncADKMemoryStore,
+    PsycopgSyncADKMemoryStore,
+)
 from sqlspec.adapters.psycopg.adk.session import (
     ADKSource,
     ADKSourceError,
@@ -11,7 +15,9 @@ from sqlspec.adapters.psycopg.adk.session import (
 __all__ = [
     "ADKSource",
     "ADKSourceError",
+    "PsycopgAsyncADKMemoryStore",
     "PsycopgAsyncADKStore",
+    "PsycopgSyncADKMemoryStore",
     "PsycopgSyncADKStore",
     "import_from_adk",
 ]

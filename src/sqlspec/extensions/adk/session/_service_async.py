@@ -7,14 +7,14 @@ how it meets its caller (awaited, or blocking) is :mod:`sqlspec.extensions.adk._
 from __future__ import annotations
 
 from datetime import timedelta
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, overload
 
 from google.adk.events.event import Event
 from google.adk.sessions.base_session_service import GetSessionConfig
 from google.adk.sessions.session import Session
 
-from sqlspec.extensions.adk._bridge import awaitable_method
+from sqlspec.extensions.adk._bridge import awaitable_method, new_service
+from sqlspec.extensions.adk._store_service_async import AsyncStoreService
 from sqlspec.extensions.adk.session._codec import check_get_session_config, without_temp_keys
 from sqlspec.extensions.adk.session._protocol_async import AsyncADKStore
 from sqlspec.extensions.adk.session._types import SessionPage
@@ -31,14 +31,12 @@ else:
 __all__ = ["SQLSpecSessionService"]
 
 
-class SQLSpecSessionService(ADKSessionService):
+class SQLSpecSessionService(AsyncStoreService[AsyncADKStore], ADKSessionService):
     """ADK session service persisting through a SQLSpec session store.
 
     Args:
         store: the session store its calls go to.
     """
-
-    store: AsyncADKStore
 
     if True:  # ASYNC
 
@@ -51,18 +49,7 @@ class SQLSpecSessionService(ADKSessionService):
         def __new__(cls, store: AsyncADKStore | SyncADKStore) -> SQLSpecSessionService:
             """Serve an async store; a sync store gets a ``SyncSQLSpecSessionService``."""
             # No __init__: with one, type checkers would ignore the overloads above.
-            chosen = cls
-            if not store.is_async and cls is SQLSpecSessionService:
-                from sqlspec.extensions.adk.session._service_sync import SyncSQLSpecSessionService
-
-                chosen = SyncSQLSpecSessionService
-            service = super().__new__(chosen)
-            service.store = store  # type: ignore[assignment]  # the sync class takes a sync one
-            return service
-
-    async def _ready_store(self) -> AsyncADKStore:
-        """The store, ready for a call; a service that prepares its store lazily overrides it."""
-        return self.store
+            return new_service(cls, SQLSpecSessionService, store, _sync_twin)
 
     def _after_append(self, session: Session, event: Event, stored: bool) -> Event:
         """Once the event is stored, apply ADK's in-memory rules to the caller's objects.
@@ -158,18 +145,10 @@ class SQLSpecSessionService(ADKSessionService):
         stored = await store.append_event(session, without_temp_keys(event))
         return self._after_append(session, event, stored)
 
-    @awaitable_method
-    async def close(self) -> None:
-        """Close the store's connection pool."""
-        await self.store.close()
 
-    async def __aenter__(self) -> SQLSpecSessionService:
-        return self
+if True:  # ASYNC
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_val: BaseException | None,
-        exc_tb: TracebackType | None,
-    ) -> None:
-        await self.store.close()
+    def _sync_twin() -> type[SyncSQLSpecSessionService]:
+        from sqlspec.extensions.adk.session._service_sync import SyncSQLSpecSessionService
+
+        return SyncSQLSpecSessionService

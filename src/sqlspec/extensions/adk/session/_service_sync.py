@@ -10,7 +10,6 @@ how it meets its caller (awaited, or blocking) is :mod:`sqlspec.extensions.adk._
 from __future__ import annotations
 
 from datetime import timedelta
-from types import TracebackType
 from typing import Any
 
 from google.adk.events.event import Event
@@ -18,6 +17,7 @@ from google.adk.sessions.base_session_service import GetSessionConfig
 from google.adk.sessions.session import Session
 
 from sqlspec.extensions.adk._bridge import loop_aware_method
+from sqlspec.extensions.adk._store_service_sync import SyncStoreService
 from sqlspec.extensions.adk.session._codec import check_get_session_config, without_temp_keys
 from sqlspec.extensions.adk.session._protocol_sync import SyncADKStore
 from sqlspec.extensions.adk.session._service_async import SQLSpecSessionService
@@ -26,18 +26,12 @@ from sqlspec.extensions.adk.session._types import SessionPage
 __all__ = ["SyncSQLSpecSessionService"]
 
 
-class SyncSQLSpecSessionService(SQLSpecSessionService):
+class SyncSQLSpecSessionService(SyncStoreService[SyncADKStore], SQLSpecSessionService):
     """ADK session service persisting through a SQLSpec session store.
 
     Args:
         store: the session store its calls go to.
     """
-
-    store: SyncADKStore
-
-    def _ready_store(self) -> SyncADKStore:
-        """The store, ready for a call; a service that prepares its store lazily overrides it."""
-        return self.store
 
     def _after_append(self, session: Session, event: Event, stored: bool) -> Event:
         """Once the event is stored, apply ADK's in-memory rules to the caller's objects.
@@ -132,19 +126,3 @@ class SyncSQLSpecSessionService(SQLSpecSessionService):
         store = self._ready_store()
         stored = store.append_event(session, without_temp_keys(event))
         return self._after_append(session, event, stored)
-
-    @loop_aware_method
-    def close(self) -> None:
-        """Close the store's connection pool."""
-        self.store.close()
-
-    def __enter__(self) -> SyncSQLSpecSessionService:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_val: BaseException | None,
-        exc_tb: TracebackType | None,
-    ) -> None:
-        self.store.close()

@@ -1,0 +1,100 @@
+"""The psycopg ADK memory store: full-text search over a user's memories, one round trip a call.
+
+The async store is the source: ``tools/async_to_sync.py`` generates the sync
+one from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar, Literal
+
+import psycopg
+from google.adk.memory.memory_entry import MemoryEntry
+
+from sqlspec.adapters.psycopg._config_async import PsycopgAsyncConfig
+from sqlspec.adapters.psycopg.adk._store_async import AsyncStore
+from sqlspec.adapters.psycopg.adk.memory._statements import CHECK_CONFIG
+from sqlspec.adapters.psycopg.adk.memory._store_base import MemoryStoreBase
+from sqlspec.exceptions import ImproperConfigurationError
+from sqlspec.extensions.adk.memory._codec import MemoryRecord
+
+__all__ = ["PsycopgAsyncADKMemoryStore"]
+
+
+class PsycopgAsyncADKMemoryStore(AsyncStore, MemoryStoreBase):
+    """ADK memories in PostgreSQL, found by full-text search, through a pool.
+
+    Args:
+        config: where connections come from (it may serve the session store too).
+        memory_table: the memory table's name (default ``adk_memories``).
+        text_search_config: the PostgreSQL text-search configuration memories and
+            queries are stemmed with (default ``english``; ``simple`` for text in
+            many languages: it lowercases words without stemming them).
+    """
+
+    is_async: ClassVar[Literal[True]] = True  # SYNC: True -> False
+
+    def __init__(
+        self,
+        config: PsycopgAsyncConfig,
+        *,
+        memory_table: str = "adk_memories",
+        text_search_config: str = "english",
+    ) -> None:
+        AsyncStore.__init__(self, config)
+        MemoryStoreBase.__init__(
+            self, memory_table=memory_table, text_search_config=text_search_config
+        )
+
+    async def create_tables(self) -> None:
+        """Create the table and index, or bring them up to date; safe to call concurrently.
+
+        Raises:
+            ImproperConfigurationError: the server has no such text-search configuration.
+        """
+        await self.migrate()
+        try:
+            await self._run(CHECK_CONFIG, {"config": self.text_search_config}, read=True)
+        except psycopg.errors.UndefinedObject as exc:
+            raise ImproperConfigurationError(
+                f"text_search_config {self.text_search_config!r}: {exc.diag.message_primary} "
+                "(the catalog pg_ts_config lists the configurations there are)"
+            ) from exc
+
+    async def migrate(self, *, repair: bool = False) -> tuple[int, int]:
+        """Create or upgrade the schema in place, in one transaction; return (from, to) versions."""
+        return await self._migrate(self.schema.versions, self.schema.migrations, repair=repair)
+
+    async def schema_version(self) -> int | None:
+        """The schema version recorded in the database; ``None`` if the table does not exist."""
+        return await self._schema_version(self.schema.versions)
+
+    async def add(self, *, app_name: str, user_id: str, records: Sequence[MemoryRecord]) -> int:
+        """Store memories, all in one statement; those stored (or deleted) before are kept.
+
+        Returns how many were new.
+        """
+        params = self.add_params(app_name, user_id, records)
+        if not records:
+            return 0
+        return await self._one(self.statements.add, params) or 0
+
+    async def search(
+        self, *, app_name: str, user_id: str, query: str, limit: int = 10
+    ) -> list[MemoryEntry]:
+        """The user's memories holding any word of ``query``, best ranked first.
+
+        Words are stemmed as the store's ``text_search_config`` says, so
+        ``booked`` finds ``booking``. Any text is a valid query.
+        """
+        params = self.search_params(app_name, user_id, query, limit)
+        if params["query"] is None:
+            return []
+        found = await self._run(self.statements.search, params, read=True)
+        return [row.to_entry() for row in found]
+
+    async def delete(self, *, app_name: str, user_id: str, memory_id: str) -> bool:
+        """Forget a memory for good; ``False`` if the user had no such memory."""
+        params = self.delete_params(app_name, user_id, memory_id)
+        return bool(await self._one(self.statements.delete, params))

@@ -1,0 +1,13 @@
+"""The memory wing: ADK's memory service over a memory store."""
+
+from sqlspec.extensions.adk.memory._protocol_async import AsyncADKMemoryStore
+from sqlspec.extensions.adk.memory._protocol_sync import SyncADKMemoryStore
+from sqlspec.extensions.adk.memory._service_async import SQLSpecMemoryService
+from sqlspec.extensions.adk.memory._service_sync import SyncSQLSpecMemoryService
+
+__all__ = [
+    "AsyncADKMemoryStore",
+    "SQLSpecMemoryService",
+    "SyncADKMemoryStore",
+    "SyncSQLSpecMemoryService",
+]
