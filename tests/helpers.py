@@ -16,6 +16,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from google.adk.models.base_llm import BaseLlm
@@ -24,6 +25,7 @@ from google.adk.models.llm_response import LlmResponse
 from google.adk.tools.tool_context import ToolContext
 from google.genai import types
 from psycopg import AsyncConnection, Connection, pq
+from psycopg.conninfo import conninfo_to_dict
 from pydantic import Field
 
 import sqlspec
@@ -271,3 +273,8 @@ def figures_report(title: str, figures: Counter[str], *, total: bool = False) ->
         print(f"\n{title}: {prefix}{dict(sorted(figures.items()))}")
 
     return _report
+
+
+def service_uri(dsn: str, scheme: str = "sqlspec", **params: Any) -> str:
+    """``dsn`` (a conninfo) as a service URI, with extra query parameters."""
+    return f"{scheme}:///?" + urlencode({**conninfo_to_dict(dsn), **params})

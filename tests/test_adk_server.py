@@ -15,7 +15,6 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import httpx
 import psycopg
@@ -23,9 +22,9 @@ import pytest
 from google.adk.cli import service_registry
 from google.adk.cli.fast_api import get_fast_api_app
 from google.adk.events.event import Event
-from psycopg.conninfo import conninfo_to_dict
 
 from conftest import pool_config
+from helpers import service_uri
 from sqlspec import ImproperConfigurationError, MissingTablesError, registry
 from sqlspec.adapters.psycopg import PsycopgSyncConfig
 from sqlspec.adapters.psycopg._settings import PoolSettings
@@ -42,11 +41,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*EXPERIMENTAL.*:UserWarning")
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "agents"
 APP = "note_taker"
-
-
-def service_uri(dsn: str, scheme: str = "sqlspec", **params: Any) -> str:
-    """``dsn`` (a conninfo) as a session-service URI, with extra query parameters."""
-    return f"{scheme}:///?" + urlencode({**conninfo_to_dict(dsn), **params})
 
 
 @pytest.fixture

@@ -1,10 +1,11 @@
-"""ADK's own command line on SQLSpec: a ``--session_service_uri`` scheme for ``adk``.
+"""ADK's own command line on SQLSpec: ``sqlspec://`` service URIs for ``adk``.
 
-``adk web``, ``adk api_server`` and ``adk run`` build their session service from
-``--session_service_uri``, looking its scheme up in ADK's service registry. This
-module gives them one::
+``adk web``, ``adk api_server`` and ``adk run`` build their session and memory
+services from ``--session_service_uri`` and ``--memory_service_uri``, looking the
+scheme up in ADK's service registry. This module gives them one::
 
-    adk api_server --session_service_uri "sqlspec+postgresql://user:pw@host/db" agents/
+    adk api_server --session_service_uri "sqlspec+postgresql://user:pw@host/db" \
+        --memory_service_uri "sqlspec+postgresql://user:pw@host/db" agents/
 
 once the agents directory registers the schemes, with a ``services.yaml``::
 
@@ -12,20 +13,27 @@ once the agents directory registers the schemes, with a ``services.yaml``::
       - scheme: sqlspec+postgresql
         type: session
         class: sqlspec.registry.SQLSpecURISessionService
+      - scheme: sqlspec+postgresql
+        type: memory
+        class: sqlspec.registry.SQLSpecURIMemoryService
 
 or a ``services.py``::
 
-    from sqlspec.registry import register_session_services
+    from sqlspec.registry import register_memory_services, register_session_services
 
     register_session_services()
+    register_memory_services()
 
 The URI is a PostgreSQL URL whose scheme is one of :data:`SCHEMES`; its query may
-carry pool settings (``min_size``, ``max_size``, ``timeout``, ...), table names
-(``session_table``, ``events_table``, ``app_state_table``, ``user_state_table``), a
-default ``session_ttl`` (``30d``, ``12h``, or seconds) and ``create_tables=false``;
-every other query parameter is a libpq one and stays in the conninfo. ``sqlspec://``
-with no host names no server: the embedded PostgreSQL is used, as everywhere else.
-Tables are created (or migrated) on the service's first call.
+carry pool settings (``min_size``, ``max_size``, ``timeout``, ...), the session
+store's options (``session_table``, ``events_table``, ``app_state_table``,
+``user_state_table``, a default ``session_ttl``: ``30d``, ``12h``, or seconds), the
+memory store's (``memory_table``, ``text_search_config``) and ``create_tables=false``;
+every other query parameter is a libpq one and stays in the conninfo. Each service
+takes its own store's options, so one URI can serve both, and services whose URIs
+name the same connection share one pool. ``sqlspec://`` with no host names no
+server: the embedded PostgreSQL is used, as everywhere else. Tables are created (or
+migrated) on the service's first call.
 """
 
 from __future__ import annotations
@@ -41,26 +49,38 @@ from google.adk.sessions.session import Session
 
 from sqlspec.adapters.psycopg import PsycopgAsyncConfig
 from sqlspec.adapters.psycopg._settings import CONNECTION_KEYS, POOL_KEYS, masked_conninfo
-from sqlspec.adapters.psycopg.adk import PsycopgAsyncADKStore
+from sqlspec.adapters.psycopg.adk import PsycopgAsyncADKMemoryStore, PsycopgAsyncADKStore
 from sqlspec.exceptions import ImproperConfigurationError
-from sqlspec.extensions.adk import SQLSpecSessionService
+from sqlspec.extensions.adk import SQLSpecMemoryService, SQLSpecSessionService
 
 __all__ = [
+    "MEMORY_OPTIONS",
     "SCHEMES",
+    "SESSION_OPTIONS",
+    "SQLSpecURIMemoryService",
     "SQLSpecURISessionService",
     "ServiceURI",
+    "create_memory_service",
     "create_session_service",
     "is_service_uri",
     "parse_duration",
     "parse_service_uri",
+    "register_memory_services",
     "register_session_services",
 ]
 
 #: The URI schemes this module handles; ``sqlspec://`` is short for ``sqlspec+postgresql://``.
 SCHEMES = ("sqlspec", "sqlspec+postgresql", "sqlspec+postgres")
 
-#: Query parameters (and keyword arguments) that configure the store rather than the connection.
-STORE_OPTIONS = ("session_table", "events_table", "app_state_table", "user_state_table")
+#: Query parameters (and keyword arguments) that configure a store rather than the connection.
+SESSION_OPTIONS = (
+    "session_table",
+    "events_table",
+    "app_state_table",
+    "user_state_table",
+    "session_ttl",
+)
+MEMORY_OPTIONS = ("memory_table", "text_search_config")
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|w|d|h|m|s)", re.IGNORECASE)
 _DURATION_UNITS = {
@@ -143,7 +163,7 @@ class ServiceURI:
 
     #: The ``connection_config`` of :class:`PsycopgAsyncConfig` / ``PsycopgSyncConfig``.
     connection_config: dict[str, Any] = field(default_factory=dict)
-    #: Keyword arguments of the store: table names and ``session_ttl``.
+    #: Keyword arguments of the stores: table names, ``session_ttl``, ``text_search_config``.
     store_options: dict[str, Any] = field(default_factory=dict)
     #: Whether the service creates (or migrates) its tables on first use.
     create_tables: bool = True
@@ -157,6 +177,10 @@ class ServiceURI:
     def masked(self) -> str:
         """The conninfo with any password hidden, for messages."""
         return masked_conninfo(self.conninfo) if self.conninfo else "(embedded server)"
+
+    def options_of(self, names: Iterable[str]) -> dict[str, Any]:
+        """The store options among ``names``: those of one wing's store."""
+        return {key: value for key, value in self.store_options.items() if key in names}
 
 
 def is_service_uri(uri: str) -> bool:
@@ -193,11 +217,11 @@ def parse_service_uri(uri: str, **options: Any) -> ServiceURI:
             connection_config[key] = _typed(key, value, POOL_KEYS[key])
         elif key in CONNECTION_KEYS:
             connection_config[key] = _typed(key, value, CONNECTION_KEYS[key])
-        elif key in STORE_OPTIONS:
-            store_options[key] = value
         elif key == "session_ttl":
             ttl = parse_duration(value)
             store_options[key] = ttl if ttl > timedelta(0) else None
+        elif key in SESSION_OPTIONS or key in MEMORY_OPTIONS:
+            store_options[key] = value
         elif key == "create_tables":
             create_tables = _to_bool(key, value)
         elif key in options:
@@ -221,37 +245,63 @@ def _ttl(ttl: timedelta | float | str | None) -> timedelta | None:
     return None if ttl is None else parse_duration(ttl)
 
 
-class SQLSpecURISessionService(SQLSpecSessionService):
-    """The async SQLSpec session service, built from a session-service URI.
+#: One config per connection: services whose URIs name the same connection share its pool.
+_configs: dict[str, PsycopgAsyncConfig] = {}
 
-    Constructed as ADK's ``services.yaml`` does, ``SQLSpecURISessionService(uri=...,
-    agents_dir=...)``; keyword options beyond ``agents_dir`` are those of
-    :func:`parse_service_uri`. The tables are created (or migrated) on the first call,
-    unless the URI says ``create_tables=false``.
+
+def shared_config(connection_config: dict[str, Any]) -> PsycopgAsyncConfig:
+    """The config (and so the pool) of every service built for ``connection_config``."""
+    key = repr(sorted(connection_config.items()))
+    config = _configs.get(key)
+    if config is None:
+        config = _configs.setdefault(key, PsycopgAsyncConfig(connection_config=connection_config))
+    return config
+
+
+class _BuiltFromURI:
+    """What a service built from a URI adds: its store from the URI, tables made on first use.
+
+    Constructed as ADK's ``services.yaml`` does, ``Service(uri=..., agents_dir=...)``;
+    keyword options beyond ``agents_dir`` are those of :func:`parse_service_uri`.
     """
 
-    store: PsycopgAsyncADKStore
+    store: Any
+    service_uri: ServiceURI
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> SQLSpecURISessionService:
-        # The base class is built from a store; this one builds its own in __init__.
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        # The service classes are built from a store; these build their own in __init__.
         return object.__new__(cls)
 
-    def __init__(self, uri: str = "sqlspec://", **options: Any) -> None:
+    def _open_store(self, uri: str, options: dict[str, Any]) -> PsycopgAsyncConfig:
+        """Parse the URI; return the shared config the store is to use."""
         self.service_uri = parse_service_uri(uri, **options)
-        config = PsycopgAsyncConfig(connection_config=self.service_uri.connection_config)
-        self.store = PsycopgAsyncADKStore(config, **self.service_uri.store_options)
         self._tables_ready = not self.service_uri.create_tables
+        return shared_config(self.service_uri.connection_config)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.service_uri.masked()!r})"
 
-    async def _ready_store(self) -> PsycopgAsyncADKStore:
+    async def _ready_store(self) -> Any:
         # create_tables() is idempotent and serialized by an advisory lock, so
         # two first calls racing each other are harmless.
         if not self._tables_ready:
             await self.store.create_tables()
             self._tables_ready = True
         return self.store
+
+
+class SQLSpecURISessionService(_BuiltFromURI, SQLSpecSessionService):
+    """The async SQLSpec session service, built from a service URI.
+
+    The tables are created (or migrated) on the first call, unless the URI says
+    ``create_tables=false``.
+    """
+
+    store: PsycopgAsyncADKStore
+
+    def __init__(self, uri: str = "sqlspec://", **options: Any) -> None:
+        config = self._open_store(uri, options)
+        self.store = PsycopgAsyncADKStore(config, **self.service_uri.options_of(SESSION_OPTIONS))
 
     async def create_session(
         self,
@@ -268,9 +318,38 @@ class SQLSpecURISessionService(SQLSpecSessionService):
         )
 
 
+class SQLSpecURIMemoryService(_BuiltFromURI, SQLSpecMemoryService):
+    """The async SQLSpec memory service, built from a service URI.
+
+    The table is created (or migrated) on the first call, unless the URI says
+    ``create_tables=false``.
+    """
+
+    store: PsycopgAsyncADKMemoryStore
+
+    def __init__(self, uri: str = "sqlspec://", **options: Any) -> None:
+        config = self._open_store(uri, options)
+        self.store = PsycopgAsyncADKMemoryStore(
+            config, **self.service_uri.options_of(MEMORY_OPTIONS)
+        )
+
+
 def create_session_service(uri: str, **kwargs: Any) -> SQLSpecURISessionService:
     """ADK service-registry factory: ``factory(uri, **kwargs)`` for :data:`SCHEMES`."""
     return SQLSpecURISessionService(uri, **kwargs)
+
+
+def create_memory_service(uri: str, **kwargs: Any) -> SQLSpecURIMemoryService:
+    """ADK service-registry factory for memory: ``factory(uri, **kwargs)``."""
+    return SQLSpecURIMemoryService(uri, **kwargs)
+
+
+def _adk_registry(registry: Any | None) -> Any:
+    if registry is not None:
+        return registry
+    from google.adk.cli.service_registry import get_service_registry
+
+    return get_service_registry()
 
 
 def register_session_services(
@@ -281,9 +360,13 @@ def register_session_services(
     Call it from an agents directory's ``services.py``. ``registry`` defaults to
     ADK's singleton (``google.adk.cli.service_registry.get_service_registry()``).
     """
-    if registry is None:
-        from google.adk.cli.service_registry import get_service_registry
-
-        registry = get_service_registry()
+    registry = _adk_registry(registry)
     for scheme in schemes:
         registry.register_session_service(scheme, create_session_service)
+
+
+def register_memory_services(registry: Any | None = None, schemes: Iterable[str] = SCHEMES) -> None:
+    """Register :func:`create_memory_service` for ``schemes``, as the session one does."""
+    registry = _adk_registry(registry)
+    for scheme in schemes:
+        registry.register_memory_service(scheme, create_memory_service)

@@ -38,7 +38,7 @@ from sqlspec.adapters.psycopg import PsycopgSyncConfig
 from sqlspec.adapters.psycopg._settings import masked_conninfo
 from sqlspec.adapters.psycopg.adk import PsycopgSyncADKStore
 from sqlspec.exceptions import ImproperConfigurationError, MissingTablesError, SQLSpecError
-from sqlspec.registry import is_service_uri, parse_duration, parse_service_uri
+from sqlspec.registry import SESSION_OPTIONS, is_service_uri, parse_duration, parse_service_uri
 
 __all__ = [
     "AppOption",
@@ -165,7 +165,7 @@ def resolve_target(dsn: str | None) -> Target:
     """Read ``--dsn``: a conninfo or URL, or a session-service URI with tables and pool."""
     if dsn and is_service_uri(dsn):
         parsed = parse_service_uri(dsn)
-        target = Target(dict(parsed.connection_config), dict(parsed.store_options))
+        target = Target(dict(parsed.connection_config), parsed.options_of(SESSION_OPTIONS))
     else:
         target = Target(connection_config(dsn))
     if target.conninfo:
