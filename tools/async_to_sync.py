@@ -92,6 +92,7 @@ PAIRS: tuple[Pair, ...] = (
         {
             "SQLSpecMemoryService": "SyncSQLSpecMemoryService",
             "ADKMemoryService": "SQLSpecMemoryService",
+            "embed_texts": "embed_texts_blocking",
         },
     ),
     Pair(

@@ -6,6 +6,9 @@ in the adapters (``sqlspec.adapters.psycopg.adk``).
 
 from sqlspec.extensions.adk.memory import (
     AsyncADKMemoryStore,
+    Embedder,
+    GenAIEmbedder,
+    HashingEmbedder,
     SQLSpecMemoryService,
     SyncADKMemoryStore,
     SyncSQLSpecMemoryService,
@@ -22,6 +25,9 @@ from sqlspec.extensions.adk.session import (
 __all__ = [
     "AsyncADKMemoryStore",
     "AsyncADKStore",
+    "Embedder",
+    "GenAIEmbedder",
+    "HashingEmbedder",
     "ImportResult",
     "SQLSpecMemoryService",
     "SQLSpecSessionService",

@@ -8,7 +8,7 @@ generated from it by ``tools/async_to_sync.py``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -115,6 +115,16 @@ class AsyncStore:
                         await conn.execute(statement.text)
                 await conn.execute(versions.write.text, {"version": latest})
         return current, latest
+
+    async def _run_ddl(
+        self, versions: VersionStatements, statements: Sequence[Statement[Any]]
+    ) -> None:
+        """Run schema statements in one transaction, under the schema lock."""
+        with translate_errors():
+            async with self.config.provide_connection() as conn, conn.transaction():
+                await conn.execute(versions.lock.text)
+                for statement in statements:
+                    await conn.execute(statement.text)
 
     async def close(self) -> None:
         """Close the config's pool."""

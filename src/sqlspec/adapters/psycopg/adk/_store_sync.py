@@ -11,7 +11,7 @@ generated from it by ``tools/async_to_sync.py``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -118,6 +118,14 @@ class SyncStore:
                         conn.execute(statement.text)
                 conn.execute(versions.write.text, {"version": latest})
         return current, latest
+
+    def _run_ddl(self, versions: VersionStatements, statements: Sequence[Statement[Any]]) -> None:
+        """Run schema statements in one transaction, under the schema lock."""
+        with translate_errors():
+            with self.config.provide_connection() as conn, conn.transaction():
+                conn.execute(versions.lock.text)
+                for statement in statements:
+                    conn.execute(statement.text)
 
     def close(self) -> None:
         """Close the config's pool."""

@@ -51,6 +51,8 @@ class MemoryRecord:
     #: The words a search finds it by.
     text: str
     custom_metadata: dict[str, Any] = field(default_factory=dict)
+    #: The text's vector, when the service has an embedder.
+    embedding: list[float] | None = None
 
 
 def searchable_text(content: types.Content) -> str:

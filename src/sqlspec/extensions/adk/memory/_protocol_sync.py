@@ -19,13 +19,21 @@ class SyncADKMemoryStore(Protocol):
     """A memory store; the service calls nothing else of it."""
 
     is_async: ClassVar[Literal[False]]
+    #: The length of the vectors the store keeps; ``None``: it keeps none.
+    embedding_dimension: int | None
 
     def create_tables(self) -> None: ...
 
     def add(self, *, app_name: str, user_id: str, records: Sequence[MemoryRecord]) -> int: ...
 
     def search(
-        self, *, app_name: str, user_id: str, query: str, limit: int = 10
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        query: str,
+        limit: int = 10,
+        embedding: Sequence[float] | None = None,
     ) -> list[MemoryEntry]: ...
 
     def delete(self, *, app_name: str, user_id: str, memory_id: str) -> bool: ...

@@ -8,6 +8,7 @@ the events not stored yet, and a deleted memory stays deleted.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, overload
 
 from google.adk.events.event import Event
@@ -17,7 +18,8 @@ from google.adk.sessions.session import Session
 
 from sqlspec.extensions.adk._bridge import awaitable_method, new_service
 from sqlspec.extensions.adk._store_service_async import AsyncStoreService
-from sqlspec.extensions.adk.memory._codec import event_records, memory_records
+from sqlspec.extensions.adk.memory._codec import MemoryRecord, event_records, memory_records
+from sqlspec.extensions.adk.memory._embedders import Embedder, check_embedder, embed_texts
 from sqlspec.extensions.adk.memory._protocol_async import AsyncADKMemoryStore
 
 if True:  # ASYNC
@@ -45,21 +47,42 @@ class SQLSpecMemoryService(AsyncStoreService[AsyncADKMemoryStore], ADKMemoryServ
     if True:  # ASYNC
 
         @overload
-        def __new__(cls, store: AsyncADKMemoryStore) -> SQLSpecMemoryService: ...
+        def __new__(
+            cls, store: AsyncADKMemoryStore, embedder: Embedder | None = None
+        ) -> SQLSpecMemoryService: ...
 
         @overload
-        def __new__(cls, store: SyncADKMemoryStore) -> SyncSQLSpecMemoryService: ...
+        def __new__(
+            cls, store: SyncADKMemoryStore, embedder: Embedder | None = None
+        ) -> SyncSQLSpecMemoryService: ...
 
-        def __new__(cls, store: AsyncADKMemoryStore | SyncADKMemoryStore) -> SQLSpecMemoryService:
-            """Serve an async store; a sync store gets a ``SyncSQLSpecMemoryService``."""
+        def __new__(
+            cls, store: AsyncADKMemoryStore | SyncADKMemoryStore, embedder: Embedder | None = None
+        ) -> SQLSpecMemoryService:
+            """Serve an async store; a sync store gets a ``SyncSQLSpecMemoryService``.
+
+            With an ``embedder``, memories are found by their meaning too: search
+            is then hybrid. Its dimension must be the store's ``embedding_dimension``.
+            """
             # No __init__: with one, type checkers would ignore the overloads above.
-            return new_service(cls, SQLSpecMemoryService, store, _sync_twin)
+            service = new_service(cls, SQLSpecMemoryService, store, _sync_twin)
+            service.embedder = check_embedder(embedder, store.embedding_dimension)
+            return service
+
+    embedder: Embedder | None = None
+
+    async def _embedded(self, records: list[MemoryRecord]) -> list[MemoryRecord]:
+        """The records with their texts' vectors, when the service has an embedder."""
+        if self.embedder is None or not records:
+            return records
+        vectors = await embed_texts(self.embedder, [record.text for record in records])
+        return [replace(r, embedding=v) for r, v in zip(records, vectors, strict=True)]
 
     @awaitable_method
     async def add_session_to_memory(self, session: Session) -> None:
         """Remember the session's events that have content; those stored before are kept."""
         store = await self._ready_store()
-        records = event_records(session.events, session.id, None)
+        records = await self._embedded(event_records(session.events, session.id, None))
         await store.add(app_name=session.app_name, user_id=session.user_id, records=records)
 
     @awaitable_method
@@ -74,7 +97,7 @@ class SQLSpecMemoryService(AsyncStoreService[AsyncADKMemoryStore], ADKMemoryServ
     ) -> None:
         """Remember these events (a delta, not the whole session); ``custom_metadata`` on each."""
         store = await self._ready_store()
-        records = event_records(events, session_id, custom_metadata)
+        records = await self._embedded(event_records(events, session_id, custom_metadata))
         await store.add(app_name=app_name, user_id=user_id, records=records)
 
     @awaitable_method
@@ -88,7 +111,7 @@ class SQLSpecMemoryService(AsyncStoreService[AsyncADKMemoryStore], ADKMemoryServ
     ) -> None:
         """Remember entries as given; an entry without an id gets a fresh one."""
         store = await self._ready_store()
-        records = memory_records(memories, custom_metadata)
+        records = await self._embedded(memory_records(memories, custom_metadata))
         await store.add(app_name=app_name, user_id=user_id, records=records)
 
     @awaitable_method
@@ -97,8 +120,11 @@ class SQLSpecMemoryService(AsyncStoreService[AsyncADKMemoryStore], ADKMemoryServ
     ) -> SearchMemoryResponse:
         """The user's memories that best match ``query``, best first, at most ten."""
         store = await self._ready_store()
+        embedding = None
+        if self.embedder is not None and query.strip():
+            (embedding,) = await embed_texts(self.embedder, [query])
         memories = await store.search(
-            app_name=app_name, user_id=user_id, query=query, limit=SEARCH_LIMIT
+            app_name=app_name, user_id=user_id, query=query, limit=SEARCH_LIMIT, embedding=embedding
         )
         return SearchMemoryResponse(memories=memories)
 

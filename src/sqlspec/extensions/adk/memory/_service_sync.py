@@ -11,6 +11,7 @@ the events not stored yet, and a deleted memory stays deleted.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from google.adk.events.event import Event
 from google.adk.memory.base_memory_service import SearchMemoryResponse
@@ -19,7 +20,8 @@ from google.adk.sessions.session import Session
 
 from sqlspec.extensions.adk._bridge import loop_aware_method
 from sqlspec.extensions.adk._store_service_sync import SyncStoreService
-from sqlspec.extensions.adk.memory._codec import event_records, memory_records
+from sqlspec.extensions.adk.memory._codec import MemoryRecord, event_records, memory_records
+from sqlspec.extensions.adk.memory._embedders import Embedder, embed_texts_blocking
 from sqlspec.extensions.adk.memory._protocol_sync import SyncADKMemoryStore
 from sqlspec.extensions.adk.memory._service_async import SQLSpecMemoryService
 
@@ -36,11 +38,20 @@ class SyncSQLSpecMemoryService(SyncStoreService[SyncADKMemoryStore], SQLSpecMemo
         store: the memory store its calls go to.
     """
 
+    embedder: Embedder | None = None
+
+    def _embedded(self, records: list[MemoryRecord]) -> list[MemoryRecord]:
+        """The records with their texts' vectors, when the service has an embedder."""
+        if self.embedder is None or not records:
+            return records
+        vectors = embed_texts_blocking(self.embedder, [record.text for record in records])
+        return [replace(r, embedding=v) for r, v in zip(records, vectors, strict=True)]
+
     @loop_aware_method
     def add_session_to_memory(self, session: Session) -> None:
         """Remember the session's events that have content; those stored before are kept."""
         store = self._ready_store()
-        records = event_records(session.events, session.id, None)
+        records = self._embedded(event_records(session.events, session.id, None))
         store.add(app_name=session.app_name, user_id=session.user_id, records=records)
 
     @loop_aware_method
@@ -55,7 +66,7 @@ class SyncSQLSpecMemoryService(SyncStoreService[SyncADKMemoryStore], SQLSpecMemo
     ) -> None:
         """Remember these events (a delta, not the whole session); ``custom_metadata`` on each."""
         store = self._ready_store()
-        records = event_records(events, session_id, custom_metadata)
+        records = self._embedded(event_records(events, session_id, custom_metadata))
         store.add(app_name=app_name, user_id=user_id, records=records)
 
     @loop_aware_method
@@ -69,14 +80,19 @@ class SyncSQLSpecMemoryService(SyncStoreService[SyncADKMemoryStore], SQLSpecMemo
     ) -> None:
         """Remember entries as given; an entry without an id gets a fresh one."""
         store = self._ready_store()
-        records = memory_records(memories, custom_metadata)
+        records = self._embedded(memory_records(memories, custom_metadata))
         store.add(app_name=app_name, user_id=user_id, records=records)
 
     @loop_aware_method
     def search_memory(self, *, app_name: str, user_id: str, query: str) -> SearchMemoryResponse:
         """The user's memories that best match ``query``, best first, at most ten."""
         store = self._ready_store()
-        memories = store.search(app_name=app_name, user_id=user_id, query=query, limit=SEARCH_LIMIT)
+        embedding = None
+        if self.embedder is not None and query.strip():
+            (embedding,) = embed_texts_blocking(self.embedder, [query])
+        memories = store.search(
+            app_name=app_name, user_id=user_id, query=query, limit=SEARCH_LIMIT, embedding=embedding
+        )
         return SearchMemoryResponse(memories=memories)
 
     @loop_aware_method

@@ -29,13 +29,20 @@ SCHEMA_VERSION = 1
 
 
 class MemorySchema:
-    """The DDL of one memory table, by version, and what it creates."""
+    """The DDL of one memory table, by version, and what it creates.
 
-    def __init__(self, memories: str) -> None:
+    Vectors are optional (they need the pgvector extension): with an
+    ``embedding_dimension`` the table also gets an ``embedding vector(N)`` column
+    and an HNSW index, by :attr:`vector_columns`, which is idempotent.
+    """
+
+    def __init__(self, memories: str, embedding_dimension: int | None = None) -> None:
         self.table = validate_identifier(memories, "memory_table")
         self.versions = VersionStatements(memories)
         #: The secondary indexes the schema creates: index name -> table name.
         self.index_names = {derived_name(memories, "search"): memories}
+        if embedding_dimension is not None:
+            self.index_names[derived_name(memories, "embedding")] = memories
         names: dict[str, Any] = {
             "memories": sql.Identifier(memories),
             "id": sql.SQL("VARCHAR({})").format(ID_MAX_LENGTH),
@@ -46,6 +53,21 @@ class MemorySchema:
         self.migrations: dict[int, tuple[Statement[Any], ...]] = {
             1: tuple(scalar(sql.SQL(ddl).format(**names)) for ddl in _VERSION_1),
         }
+        #: The vector column's declared type, ``None`` if there is none.
+        self.vector_type = scalar(
+            sql.SQL(
+                "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+                "WHERE attrelid = {}::regclass AND attname = 'embedding' AND NOT attisdropped"
+            ).format(sql.Literal(sql.Identifier(memories).as_string(None)))
+        )
+        self.vector_columns: tuple[Statement[Any], ...] = ()
+        if embedding_dimension is not None:
+            vectors = {
+                **names,
+                "dimension": sql.Literal(embedding_dimension),
+                "idx_embedding": sql.Identifier(derived_name(memories, "embedding")),
+            }
+            self.vector_columns = tuple(scalar(sql.SQL(ddl).format(**vectors)) for ddl in _VECTORS)
 
 
 _VERSION_1 = (
@@ -69,4 +91,12 @@ _VERSION_1 = (
     )""",
     """CREATE INDEX IF NOT EXISTS {idx_search} ON {memories} USING GIN (search_vector)
         WHERE delete_time IS NULL""",
+)
+
+#: The vector column and its index, for a store with an embedding dimension.
+_VECTORS = (
+    "CREATE EXTENSION IF NOT EXISTS vector",
+    "ALTER TABLE {memories} ADD COLUMN IF NOT EXISTS embedding vector({dimension})",
+    """CREATE INDEX IF NOT EXISTS {idx_embedding} ON {memories}
+        USING hnsw (embedding vector_cosine_ops) WHERE delete_time IS NULL""",
 )

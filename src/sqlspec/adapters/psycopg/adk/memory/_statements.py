@@ -15,26 +15,32 @@ from sqlspec.extensions.adk.session._codec import decode_state
 __all__ = ["FoundMemory", "MemoryStatements"]
 
 
-def add(m: sql.Composable) -> Statement[int]:
+def add(m: sql.Composable, *, vectors: bool) -> Statement[int]:
     """Store ``%(records)s`` (a JSON array of memories) for a user; returns how many were new.
 
-    A memory whose id the user has already (even deleted) is left as it is.
+    A memory whose id the user has already (even deleted) is left as it is. With
+    ``vectors``, each record's ``embedding`` (a JSON array) goes to the vector column.
     """
     return scalar(
         sql.SQL(
             """WITH added AS (
                 INSERT INTO {m} (app_name, user_id, id, session_id, author, event_time,
-                    "timestamp", content, custom_metadata, search_config, search_text)
+                    "timestamp", content, custom_metadata, search_config, search_text
+                    {embedding_column})
                 SELECT %(app_name)s, %(user_id)s, r.id, r.session_id, r.author, r.event_time,
                     r."timestamp", r.content, COALESCE(r.custom_metadata, '{{}}'::jsonb),
-                    %(config)s::regconfig, r.text
+                    %(config)s::regconfig, r.text {embedding_value}
                 FROM json_to_recordset(%(records)s::json) AS r(id text, session_id text,
                     author text, event_time float8, "timestamp" text, content json,
-                    custom_metadata jsonb, text text)
+                    custom_metadata jsonb, text text, embedding json)
                 ON CONFLICT (app_name, user_id, id) DO NOTHING
                 RETURNING 1
             ) SELECT count(*) FROM added"""
-        ).format(m=m)
+        ).format(
+            m=m,
+            embedding_column=sql.SQL(", embedding" if vectors else ""),
+            embedding_value=sql.SQL(", r.embedding::text::vector" if vectors else ""),
+        )
     )
 
 
@@ -62,6 +68,15 @@ class FoundMemory:
         )
 
 
+#: A user's live memories (alias ``m``).
+_LIVE = sql.SQL("m.app_name = %(app_name)s AND m.user_id = %(user_id)s AND m.delete_time IS NULL")
+#: The columns a found memory is read from, for :class:`FoundMemory`.
+_FOUND = sql.SQL(
+    """m.id, m.session_id, m.author, m.event_time, m."timestamp",
+    m.content::text AS content, m.custom_metadata::text AS custom_metadata"""
+)
+
+
 def search(m: sql.Composable) -> Statement[FoundMemory]:
     """A user's live memories matching the text query ``%(query)s``, best ranked first.
 
@@ -70,14 +85,55 @@ def search(m: sql.Composable) -> Statement[FoundMemory]:
     """
     return Statement(
         sql.SQL(
-            """SELECT m.id, m.session_id, m.author, m.event_time, m."timestamp",
-                m.content::text AS content, m.custom_metadata::text AS custom_metadata
+            """SELECT {found}
             FROM {m} m, websearch_to_tsquery(%(config)s::regconfig, %(query)s) AS q
-            WHERE m.app_name = %(app_name)s AND m.user_id = %(user_id)s
-              AND m.delete_time IS NULL AND m.search_vector @@ q
+            WHERE {live} AND m.search_vector @@ q
             ORDER BY ts_rank(m.search_vector, q) DESC, m.event_time DESC NULLS LAST, m.id
             LIMIT %(limit)s"""
-        ).format(m=m),
+        ).format(m=m, found=_FOUND, live=_LIVE),
+        class_row(FoundMemory),
+    )
+
+
+#: Reciprocal rank fusion's constant: how much a top rank outweighs the next ones.
+RRF_K = 60
+
+
+def hybrid_search(m: sql.Composable) -> Statement[FoundMemory]:
+    """A user's memories by text and by vector, the two rankings fused, in one statement.
+
+    Each ranking takes its best ``%(candidates)s``: text matches of ``%(query)s``,
+    and the memories nearest ``%(embedding)s`` by cosine distance. A memory scores
+    ``1 / (k + rank)`` in each ranking it is in (reciprocal rank fusion), so one
+    found both ways comes first.
+    """
+    return Statement(
+        sql.SQL(
+            """WITH by_text AS (
+                SELECT m.id, row_number() OVER (
+                    ORDER BY ts_rank(m.search_vector, q) DESC, m.event_time DESC NULLS LAST, m.id
+                ) AS rank
+                FROM {m} m, websearch_to_tsquery(%(config)s::regconfig, %(query)s) AS q
+                WHERE {live} AND m.search_vector @@ q
+                ORDER BY rank LIMIT %(candidates)s
+            ), by_vector AS (
+                SELECT m.id, row_number() OVER (
+                    ORDER BY m.embedding <=> %(embedding)s::vector, m.id
+                ) AS rank
+                FROM {m} m
+                WHERE {live} AND m.embedding IS NOT NULL
+                ORDER BY rank LIMIT %(candidates)s
+            ), fused AS (
+                SELECT h.id, sum(1.0 / ({k} + h.rank)) AS score
+                FROM (SELECT * FROM by_text UNION ALL SELECT * FROM by_vector) h
+                GROUP BY h.id
+            )
+            SELECT {found}
+            FROM fused f JOIN {m} m
+              ON m.app_name = %(app_name)s AND m.user_id = %(user_id)s AND m.id = f.id
+            ORDER BY f.score DESC, m.event_time DESC NULLS LAST, m.id
+            LIMIT %(limit)s"""
+        ).format(m=m, found=_FOUND, live=_LIVE, k=sql.Literal(RRF_K)),
         class_row(FoundMemory),
     )
 
@@ -105,8 +161,9 @@ CHECK_CONFIG = scalar(sql.SQL("SELECT %(config)s::regconfig::text"))
 class MemoryStatements:
     """Every statement of one memory table, built once per store."""
 
-    def __init__(self, table: str) -> None:
+    def __init__(self, table: str, *, vectors: bool) -> None:
         m = sql.Identifier(table)
-        self.add = add(m)
+        self.add = add(m, vectors=vectors)
         self.search = search(m)
+        self.hybrid_search = hybrid_search(m)
         self.delete = delete(m)

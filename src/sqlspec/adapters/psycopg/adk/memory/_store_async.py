@@ -15,7 +15,11 @@ from google.adk.memory.memory_entry import MemoryEntry
 from sqlspec.adapters.psycopg._config_async import PsycopgAsyncConfig
 from sqlspec.adapters.psycopg.adk._store_async import AsyncStore
 from sqlspec.adapters.psycopg.adk.memory._statements import CHECK_CONFIG
-from sqlspec.adapters.psycopg.adk.memory._store_base import MemoryStoreBase
+from sqlspec.adapters.psycopg.adk.memory._store_base import (
+    MemoryStoreBase,
+    check_vector_type,
+    vectors_unavailable,
+)
 from sqlspec.exceptions import ImproperConfigurationError
 from sqlspec.extensions.adk.memory._codec import MemoryRecord
 
@@ -31,6 +35,9 @@ class PsycopgAsyncADKMemoryStore(AsyncStore, MemoryStoreBase):
         text_search_config: the PostgreSQL text-search configuration memories and
             queries are stemmed with (default ``english``; ``simple`` for text in
             many languages: it lowercases words without stemming them).
+        embedding_dimension: keep a vector of this many floats per memory (in a
+            pgvector column with an HNSW index), for a service with an embedder of
+            that dimension; ``None`` (the default): full-text search only.
     """
 
     is_async: ClassVar[Literal[True]] = True  # SYNC: True -> False
@@ -41,19 +48,26 @@ class PsycopgAsyncADKMemoryStore(AsyncStore, MemoryStoreBase):
         *,
         memory_table: str = "adk_memories",
         text_search_config: str = "english",
+        embedding_dimension: int | None = None,
     ) -> None:
         AsyncStore.__init__(self, config)
         MemoryStoreBase.__init__(
-            self, memory_table=memory_table, text_search_config=text_search_config
+            self,
+            memory_table=memory_table,
+            text_search_config=text_search_config,
+            embedding_dimension=embedding_dimension,
         )
 
     async def create_tables(self) -> None:
         """Create the table and index, or bring them up to date; safe to call concurrently.
 
         Raises:
-            ImproperConfigurationError: the server has no such text-search configuration.
+            ImproperConfigurationError: the server has no such text-search configuration,
+                or vectors were asked for where pgvector is missing or the column holds
+                vectors of another dimension.
         """
         await self.migrate()
+        await self._add_vector_columns()
         try:
             await self._run(CHECK_CONFIG, {"config": self.text_search_config}, read=True)
         except psycopg.errors.UndefinedObject as exc:
@@ -61,6 +75,17 @@ class PsycopgAsyncADKMemoryStore(AsyncStore, MemoryStoreBase):
                 f"text_search_config {self.text_search_config!r}: {exc.diag.message_primary} "
                 "(the catalog pg_ts_config lists the configurations there are)"
             ) from exc
+
+    async def _add_vector_columns(self) -> None:
+        """Add the vector column and its index, once, if the store keeps vectors."""
+        if not self.schema.vector_columns:
+            return
+        declared = await self._one(self.schema.vector_type, read=True)
+        if declared is None:
+            with vectors_unavailable():
+                await self._run_ddl(self.schema.versions, self.schema.vector_columns)
+            declared = await self._one(self.schema.vector_type, read=True)
+        check_vector_type(declared, self.embedding_dimension)
 
     async def migrate(self, *, repair: bool = False) -> tuple[int, int]:
         """Create or upgrade the schema in place, in one transaction; return (from, to) versions."""
@@ -81,17 +106,25 @@ class PsycopgAsyncADKMemoryStore(AsyncStore, MemoryStoreBase):
         return await self._one(self.statements.add, params) or 0
 
     async def search(
-        self, *, app_name: str, user_id: str, query: str, limit: int = 10
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        query: str,
+        limit: int = 10,
+        embedding: Sequence[float] | None = None,
     ) -> list[MemoryEntry]:
         """The user's memories holding any word of ``query``, best ranked first.
 
         Words are stemmed as the store's ``text_search_config`` says, so
-        ``booked`` finds ``booking``. Any text is a valid query.
+        ``booked`` finds ``booking``. Any text is a valid query. With the query's
+        ``embedding`` (in a store that keeps vectors) the nearest memories are
+        ranked too, and the two rankings fused.
         """
-        params = self.search_params(app_name, user_id, query, limit)
+        statement, params = self.search_params(app_name, user_id, query, limit, embedding)
         if params["query"] is None:
             return []
-        found = await self._run(self.statements.search, params, read=True)
+        found = await self._run(statement, params, read=True)
         return [row.to_entry() for row in found]
 
     async def delete(self, *, app_name: str, user_id: str, memory_id: str) -> bool:
