@@ -13,9 +13,14 @@ from contextlib import contextmanager
 import psycopg
 import psycopg_pool
 
-from sqlspec.exceptions import DatabaseUnavailableError, InvalidValueError, MissingTablesError
+from sqlspec.exceptions import (
+    DatabaseUnavailableError,
+    ImproperConfigurationError,
+    InvalidValueError,
+    MissingTablesError,
+)
 
-__all__ = ["TRANSIENT_ATTEMPTS", "rerunnable", "translate_errors"]
+__all__ = ["TRANSIENT_ATTEMPTS", "extension_needed", "rerunnable", "translate_errors"]
 
 #: Errors after which a single statement was rolled back whole and may simply run again.
 TRANSIENT_ERRORS = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
@@ -60,4 +65,21 @@ def translate_errors() -> Iterator[None]:
             f"PostgreSQL refused a value, nothing was written: {exc} "
             "(common causes: NUL (\\u0000) in text, NaN or Infinity in state, text that is "
             "not JSON, a value longer than its column)"
+        ) from exc
+
+
+@contextmanager
+def extension_needed(extension: str, what: str) -> Iterator[None]:
+    """Say plainly that ``what`` needs ``extension`` when the server cannot create it.
+
+    It may be missing from the server (pgvector is not in every PostgreSQL), or the
+    role may lack the right to create it.
+    """
+    try:
+        yield
+    except (psycopg.errors.FeatureNotSupported, psycopg.errors.InsufficientPrivilege) as exc:
+        raise ImproperConfigurationError(
+            f"{what} needs the {extension} extension (CREATE EXTENSION {extension}), and the "
+            f"server said: {exc.diag.message_primary}. Install it on the server, or have a "
+            "superuser create it in this database"
         ) from exc

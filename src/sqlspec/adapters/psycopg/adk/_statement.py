@@ -58,17 +58,33 @@ class Statement(Generic[Row_co]):
     The text is rendered once, on one line: psycopg would otherwise walk the
     composed statement on every call, and it caches the parsing of queries only
     up to 4 KiB, which the longest statement fits once joined onto one line.
+
+    ``index_only`` plans the statement with sequential scans priced out, in the
+    same round trip: for a statement whose index the planner undervalues on a
+    table without statistics (a GIN index, say), so that its plan never depends
+    on them.
     """
 
-    __slots__ = ("query", "row_factory", "text")
+    __slots__ = ("index_only", "query", "row_factory", "text")
 
-    def __init__(self, query: sql.Composable, row_factory: BaseRowFactory[Row_co]) -> None:
+    def __init__(
+        self,
+        query: sql.Composable,
+        row_factory: BaseRowFactory[Row_co],
+        *,
+        index_only: bool = False,
+    ) -> None:
         self.query = query
         self.row_factory = row_factory
+        self.index_only = index_only
         self.text: bytes = _ONE_LINE.sub(b" ", query.as_bytes(None))
 
     def __repr__(self) -> str:
         return f"Statement({self.text.decode()[:60]!r}...)"
+
+
+#: Prices sequential scans out for the rest of the transaction (see ``Statement.index_only``).
+INDEX_ONLY = b"SELECT set_config('enable_seqscan', 'off', true)"
 
 
 def scalar(query: sql.Composable) -> Statement[Any]:

@@ -16,7 +16,7 @@ from psycopg import AsyncConnection
 
 from sqlspec.adapters.psycopg._config_async import PsycopgAsyncConfig
 from sqlspec.adapters.psycopg.adk._errors import TRANSIENT_ATTEMPTS, rerunnable, translate_errors
-from sqlspec.adapters.psycopg.adk._statement import Statement
+from sqlspec.adapters.psycopg.adk._statement import INDEX_ONLY, Statement
 from sqlspec.adapters.psycopg.adk._versions import (
     VersionStatements,
     pending_versions,
@@ -59,7 +59,15 @@ class AsyncStore:
                             async with conn.cursor(row_factory=statement.row_factory) as cur:
                                 # Leaving the pipeline syncs once and collects the result.
                                 async with conn.pipeline():
+                                    if statement.index_only:
+                                        # Not conn.transaction(): in a pipeline it syncs
+                                        # after BEGIN, a round trip of its own. A failure
+                                        # leaves the transaction for the pool to roll back.
+                                        await conn.execute(b"BEGIN")
+                                        await conn.execute(INDEX_ONLY)
                                     await cur.execute(statement.text, params)
+                                    if statement.index_only:
+                                        await conn.execute(b"COMMIT")
                                 return await cur.fetchall()
                 except psycopg.OperationalError as exc:
                     if attempt == TRANSIENT_ATTEMPTS or not rerunnable(exc, read=read):

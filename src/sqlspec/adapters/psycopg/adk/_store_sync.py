@@ -19,7 +19,7 @@ from psycopg import Connection
 
 from sqlspec.adapters.psycopg._config_sync import PsycopgSyncConfig
 from sqlspec.adapters.psycopg.adk._errors import TRANSIENT_ATTEMPTS, rerunnable, translate_errors
-from sqlspec.adapters.psycopg.adk._statement import Statement
+from sqlspec.adapters.psycopg.adk._statement import INDEX_ONLY, Statement
 from sqlspec.adapters.psycopg.adk._versions import (
     VersionStatements,
     pending_versions,
@@ -62,7 +62,15 @@ class SyncStore:
                             with conn.cursor(row_factory=statement.row_factory) as cur:
                                 # Leaving the pipeline syncs once and collects the result.
                                 with conn.pipeline():
+                                    if statement.index_only:
+                                        # Not conn.transaction(): in a pipeline it syncs
+                                        # after BEGIN, a round trip of its own. A failure
+                                        # leaves the transaction for the pool to roll back.
+                                        conn.execute(b"BEGIN")
+                                        conn.execute(INDEX_ONLY)
                                     cur.execute(statement.text, params)
+                                    if statement.index_only:
+                                        conn.execute(b"COMMIT")
                                 return cur.fetchall()
                 except psycopg.OperationalError as exc:
                     if attempt == TRANSIENT_ATTEMPTS or not rerunnable(exc, read=read):

@@ -33,7 +33,7 @@ def add(m: sql.Composable, *, vectors: bool) -> Statement[int]:
                 FROM json_to_recordset(%(records)s::json) AS r(id text, session_id text,
                     author text, event_time float8, "timestamp" text, content json,
                     custom_metadata jsonb, text text, embedding json)
-                ON CONFLICT (app_name, user_id, id) DO NOTHING
+                ON CONFLICT (key) DO NOTHING
                 RETURNING 1
             ) SELECT count(*) FROM added"""
         ).format(
@@ -92,6 +92,7 @@ def search(m: sql.Composable) -> Statement[FoundMemory]:
             LIMIT %(limit)s"""
         ).format(m=m, found=_FOUND, live=_LIVE),
         class_row(FoundMemory),
+        index_only=True,
     )
 
 
@@ -103,7 +104,8 @@ def hybrid_search(m: sql.Composable) -> Statement[FoundMemory]:
     """A user's memories by text and by vector, the two rankings fused, in one statement.
 
     Each ranking takes its best ``%(candidates)s``: text matches of ``%(query)s``,
-    and the memories nearest ``%(embedding)s`` by cosine distance. A memory scores
+    and the memories nearest ``%(embedding)s`` by cosine distance, ranked exactly
+    over the user's memories. A memory scores
     ``1 / (k + rank)`` in each ranking it is in (reciprocal rank fusion), so one
     found both ways comes first.
     """
@@ -129,12 +131,13 @@ def hybrid_search(m: sql.Composable) -> Statement[FoundMemory]:
                 GROUP BY h.id
             )
             SELECT {found}
-            FROM fused f JOIN {m} m
-              ON m.app_name = %(app_name)s AND m.user_id = %(user_id)s AND m.id = f.id
+            FROM fused f
+            JOIN {m} m ON m.key = ARRAY[%(app_name)s::text, %(user_id)s::text, f.id::text]
             ORDER BY f.score DESC, m.event_time DESC NULLS LAST, m.id
             LIMIT %(limit)s"""
         ).format(m=m, found=_FOUND, live=_LIVE, k=sql.Literal(RRF_K)),
         class_row(FoundMemory),
+        index_only=True,
     )
 
 
@@ -146,7 +149,7 @@ def delete(m: sql.Composable) -> Statement[int]:
                 UPDATE {m} SET delete_time = now(), session_id = NULL, author = NULL,
                     event_time = NULL, "timestamp" = NULL, content = NULL,
                     custom_metadata = '{{}}'::jsonb, search_text = ''
-                WHERE app_name = %(app_name)s AND user_id = %(user_id)s AND id = %(memory_id)s
+                WHERE key = ARRAY[%(app_name)s::text, %(user_id)s::text, %(memory_id)s::text]
                   AND delete_time IS NULL
                 RETURNING 1
             ) SELECT count(*) FROM gone"""

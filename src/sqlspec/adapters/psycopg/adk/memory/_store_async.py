@@ -13,13 +13,10 @@ import psycopg
 from google.adk.memory.memory_entry import MemoryEntry
 
 from sqlspec.adapters.psycopg._config_async import PsycopgAsyncConfig
+from sqlspec.adapters.psycopg.adk._errors import extension_needed
 from sqlspec.adapters.psycopg.adk._store_async import AsyncStore
 from sqlspec.adapters.psycopg.adk.memory._statements import CHECK_CONFIG
-from sqlspec.adapters.psycopg.adk.memory._store_base import (
-    MemoryStoreBase,
-    check_vector_type,
-    vectors_unavailable,
-)
+from sqlspec.adapters.psycopg.adk.memory._store_base import MemoryStoreBase, check_vector_type
 from sqlspec.exceptions import ImproperConfigurationError
 from sqlspec.extensions.adk.memory._codec import MemoryRecord
 
@@ -82,14 +79,15 @@ class PsycopgAsyncADKMemoryStore(AsyncStore, MemoryStoreBase):
             return
         declared = await self._one(self.schema.vector_type, read=True)
         if declared is None:
-            with vectors_unavailable():
+            with extension_needed("vector", "vector search (pgvector)"):
                 await self._run_ddl(self.schema.versions, self.schema.vector_columns)
             declared = await self._one(self.schema.vector_type, read=True)
         check_vector_type(declared, self.embedding_dimension)
 
     async def migrate(self, *, repair: bool = False) -> tuple[int, int]:
         """Create or upgrade the schema in place, in one transaction; return (from, to) versions."""
-        return await self._migrate(self.schema.versions, self.schema.migrations, repair=repair)
+        with extension_needed("btree_gin", "memory search"):
+            return await self._migrate(self.schema.versions, self.schema.migrations, repair=repair)
 
     async def schema_version(self) -> int | None:
         """The schema version recorded in the database; ``None`` if the table does not exist."""

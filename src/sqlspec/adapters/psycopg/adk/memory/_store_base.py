@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any
 
-import psycopg
 import pydantic_core
 
 from sqlspec.adapters.psycopg.adk import _values
@@ -22,7 +20,6 @@ __all__ = [
     "check_vector_type",
     "records_json",
     "vector_text",
-    "vectors_unavailable",
 ]
 
 #: The most text a memory is found by: a ``tsvector`` holds at most 1 MB.
@@ -108,20 +105,6 @@ class MemoryStoreBase:
         """Parameters of ``delete``."""
         _values.check_required_ids(app_name=app_name, user_id=user_id, memory_id=memory_id)
         return {"app_name": app_name, "user_id": user_id, "memory_id": memory_id}
-
-
-@contextmanager
-def vectors_unavailable() -> Iterator[None]:
-    """Say plainly when vectors cannot be had: pgvector missing, or no right to add it."""
-    try:
-        yield
-    except (psycopg.errors.FeatureNotSupported, psycopg.errors.InsufficientPrivilege) as exc:
-        raise ImproperConfigurationError(
-            "vector search needs the pgvector extension (CREATE EXTENSION vector), and "
-            f"the server said: {exc.diag.message_primary}. Install pgvector there, have a "
-            "superuser create the extension, or use full-text search only "
-            "(embedding_dimension=None)"
-        ) from exc
 
 
 def check_vector_type(declared: str | None, dimension: int | None) -> None:

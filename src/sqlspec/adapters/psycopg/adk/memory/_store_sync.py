@@ -16,13 +16,10 @@ import psycopg
 from google.adk.memory.memory_entry import MemoryEntry
 
 from sqlspec.adapters.psycopg._config_sync import PsycopgSyncConfig
+from sqlspec.adapters.psycopg.adk._errors import extension_needed
 from sqlspec.adapters.psycopg.adk._store_sync import SyncStore
 from sqlspec.adapters.psycopg.adk.memory._statements import CHECK_CONFIG
-from sqlspec.adapters.psycopg.adk.memory._store_base import (
-    MemoryStoreBase,
-    check_vector_type,
-    vectors_unavailable,
-)
+from sqlspec.adapters.psycopg.adk.memory._store_base import MemoryStoreBase, check_vector_type
 from sqlspec.exceptions import ImproperConfigurationError
 from sqlspec.extensions.adk.memory._codec import MemoryRecord
 
@@ -85,14 +82,15 @@ class PsycopgSyncADKMemoryStore(SyncStore, MemoryStoreBase):
             return
         declared = self._one(self.schema.vector_type, read=True)
         if declared is None:
-            with vectors_unavailable():
+            with extension_needed("vector", "vector search (pgvector)"):
                 self._run_ddl(self.schema.versions, self.schema.vector_columns)
             declared = self._one(self.schema.vector_type, read=True)
         check_vector_type(declared, self.embedding_dimension)
 
     def migrate(self, *, repair: bool = False) -> tuple[int, int]:
         """Create or upgrade the schema in place, in one transaction; return (from, to) versions."""
-        return self._migrate(self.schema.versions, self.schema.migrations, repair=repair)
+        with extension_needed("btree_gin", "memory search"):
+            return self._migrate(self.schema.versions, self.schema.migrations, repair=repair)
 
     def schema_version(self) -> int | None:
         """The schema version recorded in the database; ``None`` if the table does not exist."""
