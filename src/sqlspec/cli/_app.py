@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from sqlspec.cli import _doctor, _schema, _sessions, _transfer
+from sqlspec.cli import _doctor, _memory, _schema, _sessions, _transfer
 from sqlspec.cli._common import (
     DsnOption,
     JsonOption,
@@ -27,7 +27,7 @@ __all__ = ["DsnOption", "app", "connection_config", "main"]
 
 app = typer.Typer(
     name="sqlspec-adk",
-    help="ADK session storage on PostgreSQL: demo and administration.",
+    help="ADK sessions and memory on PostgreSQL: demo and administration.",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -81,6 +81,7 @@ app.command("init")(_schema.init)
 app.command("migrate")(_schema.migrate)
 app.command("doctor")(_doctor.doctor)
 app.add_typer(_sessions.sessions_app, name="sessions")
+app.add_typer(_memory.memory_app, name="memory")
 app.command("prune")(_sessions.prune)
 app.command("export")(_transfer.export)
 app.command("import")(_transfer.import_)

@@ -12,8 +12,8 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
@@ -36,9 +36,15 @@ from rich.progress import (
 
 from sqlspec.adapters.psycopg import PsycopgSyncConfig
 from sqlspec.adapters.psycopg._settings import masked_conninfo
-from sqlspec.adapters.psycopg.adk import PsycopgSyncADKStore
+from sqlspec.adapters.psycopg.adk import PsycopgSyncADKMemoryStore, PsycopgSyncADKStore
 from sqlspec.exceptions import ImproperConfigurationError, MissingTablesError, SQLSpecError
-from sqlspec.registry import SESSION_OPTIONS, is_service_uri, parse_duration, parse_service_uri
+from sqlspec.registry import (
+    MEMORY_OPTIONS,
+    SESSION_OPTIONS,
+    is_service_uri,
+    parse_duration,
+    parse_service_uri,
+)
 
 __all__ = [
     "AppOption",
@@ -59,6 +65,7 @@ __all__ = [
     "format_time",
     "guarded",
     "iso_time",
+    "open_memory_store",
     "open_store",
     "out_console",
     "progress_bar",
@@ -139,7 +146,12 @@ class Target:
     """The database a command works on, as ``--dsn`` names it."""
 
     connection_config: dict[str, Any] = field(default_factory=dict)
+    #: Every store option the URI gave; each store takes its own.
     store_options: dict[str, Any] = field(default_factory=dict)
+
+    def options_of(self, names: Iterable[str]) -> dict[str, Any]:
+        """The store options among ``names``."""
+        return {key: value for key, value in self.store_options.items() if key in names}
 
     @property
     def conninfo(self) -> str:
@@ -165,7 +177,7 @@ def resolve_target(dsn: str | None) -> Target:
     """Read ``--dsn``: a conninfo or URL, or a session-service URI with tables and pool."""
     if dsn and is_service_uri(dsn):
         parsed = parse_service_uri(dsn)
-        target = Target(dict(parsed.connection_config), parsed.options_of(SESSION_OPTIONS))
+        target = Target(dict(parsed.connection_config), dict(parsed.store_options))
     else:
         target = Target(connection_config(dsn))
     if target.conninfo:
@@ -189,21 +201,40 @@ def _cli_connection_config(target: Target) -> dict[str, Any]:
     return config
 
 
+StoreT = TypeVar("StoreT")
+
+
 @contextmanager
-def open_store(dsn: str | None) -> Iterator[PsycopgSyncADKStore]:
-    """The sync store on ``--dsn`` (tables and pool from a service URI), closed at the end.
+def _opened(
+    dsn: str | None, build: Callable[[PsycopgSyncConfig, Target], StoreT]
+) -> Iterator[StoreT]:
+    """A store on ``--dsn`` built by ``build``, its pool closed at the end.
 
     Connects once before returning, so a server that cannot be reached fails at
     once with libpq's reason instead of after the pool's timeout.
     """
     target = resolve_target(dsn)
     config = PsycopgSyncConfig(connection_config=_cli_connection_config(target))
-    store = PsycopgSyncADKStore(config, **target.store_options)
+    store = build(config, target)
     _probe(config, target)
     try:
         yield store
     finally:
         config.close()
+
+
+def open_store(dsn: str | None) -> AbstractContextManager[PsycopgSyncADKStore]:
+    """The sync session store on ``--dsn`` (tables and pool from a service URI)."""
+    return _opened(
+        dsn, lambda config, t: PsycopgSyncADKStore(config, **t.options_of(SESSION_OPTIONS))
+    )
+
+
+def open_memory_store(dsn: str | None) -> AbstractContextManager[PsycopgSyncADKMemoryStore]:
+    """The sync memory store on ``--dsn`` (table and text search from a service URI)."""
+    return _opened(
+        dsn, lambda config, t: PsycopgSyncADKMemoryStore(config, **t.options_of(MEMORY_OPTIONS))
+    )
 
 
 def _probe(config: PsycopgSyncConfig, target: Target) -> None:

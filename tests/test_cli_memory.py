@@ -1,0 +1,71 @@
+"""``sqlspec-adk memory``: create the table, add, search and delete memories from a terminal."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from helpers import service_uri
+from proxy import free_port
+from sqlspec.cli import app
+
+
+@pytest.fixture
+def cli() -> Any:
+    runner = CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1", "SQLSPEC_DSN": None})
+
+    def invoke(*args: str, code: int = 0) -> Any:
+        result = runner.invoke(app, list(args))
+        assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
+        assert "Traceback" not in result.output
+        return result
+
+    return invoke
+
+
+WHO = ("--app", "shop", "--user", "alice")
+
+
+def test_init_add_search_delete(cli: Any, dsn: str) -> None:
+    assert "Created the memory table adk_memories" in cli("memory", "init", "--dsn", dsn).stdout
+    assert "Checked the memory table" in cli("memory", "init", "--dsn", dsn).stdout
+    added = cli("memory", "add", "She booked a flight to Lisbon", *WHO, "--id", "m1", "--dsn", dsn)
+    assert "Remembered m1" in added.stdout
+    again = cli("memory", "add", "anything", *WHO, "--id", "m1", "--dsn", dsn, "--json")
+    assert json.loads(again.stdout) == {"id": "m1", "added": False}
+    found = cli("memory", "search", "booking flights", *WHO, "--dsn", dsn)
+    assert "She booked a flight to Lisbon" in found.stdout
+    data = json.loads(cli("memory", "search", "Lisbon", *WHO, "--dsn", dsn, "--json").stdout)
+    assert [(m["id"], m["content"]["parts"][0]["text"]) for m in data] == [
+        ("m1", "She booked a flight to Lisbon")
+    ]
+    other_user = cli("memory", "search", "Lisbon", "--app", "shop", "--user", "bob", "--dsn", dsn)
+    assert "No memory matches." in other_user.stdout
+    assert "Deleted m1." in cli("memory", "delete", "m1", *WHO, "--dsn", dsn).stdout
+    cli("memory", "delete", "m1", *WHO, "--dsn", dsn, code=1)
+    assert json.loads(cli("memory", "search", "Lisbon", *WHO, "--dsn", dsn, "--json").stdout) == []
+
+
+def test_a_missing_table_says_how_to_create_it(cli: Any, dsn: str) -> None:
+    for command in (["search", "x"], ["delete", "m1"]):
+        result = cli("memory", *command, *WHO, "--dsn", dsn, code=1)
+        assert result.stderr.strip() == (
+            "error: the memory table does not exist: create it with `sqlspec-adk memory init`"
+        )
+
+
+def test_the_service_uri_names_the_table(cli: Any, dsn: str) -> None:
+    uri = service_uri(dsn, memory_table="agent_memories", text_search_config="simple")
+    assert "agent_memories" in cli("memory", "init", "--dsn", uri).stdout
+    cli("memory", "add", "réservations confirmées", *WHO, "--dsn", uri)
+    assert "réservations" in cli("memory", "search", "réservations", *WHO, "--dsn", uri).stdout
+
+
+def test_an_unreachable_server_is_one_line(cli: Any) -> None:
+    dsn = f"postgresql://u:sekrit@127.0.0.1:{free_port()}/d?connect_timeout=3"
+    result = cli("memory", "search", "x", *WHO, "--dsn", dsn, code=1)
+    assert result.stderr.startswith("error: cannot connect to ")
+    assert "sekrit" not in result.output
