@@ -49,6 +49,24 @@ def test_init_add_search_delete(cli: Any, dsn: str) -> None:
     assert json.loads(cli("memory", "search", "Lisbon", *WHO, "--dsn", dsn, "--json").stdout) == []
 
 
+def test_prune_forgets_memories_older_than_the_limit(cli: Any, dsn: str) -> None:
+    cli("memory", "init", "--dsn", dsn)
+    cli("memory", "add", "a fresh memory of tulips", *WHO, "--dsn", dsn)
+    dry = json.loads(
+        cli("memory", "prune", "--older-than", "1d", "--dry-run", "--json", "--dsn", dsn).stdout
+    )
+    assert dry == {"memories": 0, "dry_run": True}
+    assert (
+        "Would delete 1 memory(ies)."
+        in cli("memory", "prune", "--older-than", "0s", "--dry-run", "--dsn", dsn).stdout
+    )
+    assert (
+        "Deleted 1 memory(ies)."
+        in cli("memory", "prune", "--older-than", "0s", "--dsn", dsn).stdout
+    )
+    assert "No memory matches." in cli("memory", "search", "tulips", *WHO, "--dsn", dsn).stdout
+
+
 def test_a_missing_table_says_how_to_create_it(cli: Any, dsn: str) -> None:
     for command in (["search", "x"], ["delete", "m1"]):
         result = cli("memory", *command, *WHO, "--dsn", dsn, code=1)

@@ -8,8 +8,10 @@ entry is a strict xfail, so a change on either side shows.
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -266,6 +268,23 @@ async def test_nul_in_content_is_refused_whole_as_the_session_store_refuses_it(
     with pytest.raises(InvalidValueError, match="NUL"):
         await db_memory.add_session_to_memory(session)
     assert await search(db_memory, "harbour") == []
+
+
+async def settled(value: Any) -> Any:
+    """A store call's result, whether the store is async or sync."""
+    return await value if inspect.isawaitable(value) else value
+
+
+async def test_prune_forgets_memories_of_old_events(db_memory: Any) -> None:
+    old = said("an old note about kites", at=time.time() - 10 * 86_400)
+    new = said("a new note about kites")
+    await db_memory.add_events_to_memory(app_name=APP, user_id=USER, events=[old, new])
+    store = db_memory.store
+    assert await settled(store.prune(older_than=timedelta(days=1), dry_run=True)) == 1
+    assert await settled(store.prune(older_than=timedelta(days=1), app_name="other")) == 0
+    assert await settled(store.prune(older_than=timedelta(days=1))) == 1
+    assert texts(await search(db_memory, "kites")) == ["a new note about kites"]
+    assert await settled(store.count()) == 1
 
 
 @pytest.mark.parametrize("kind", ["async", "sync"])

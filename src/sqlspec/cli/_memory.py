@@ -1,9 +1,10 @@
-"""``memory init|search|add|delete``: look at and tend what agents remember."""
+"""``memory init|search|add|prune|delete``: look at and tend what agents remember."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Annotated, Any
 
 import typer
@@ -12,9 +13,12 @@ from google.genai import types
 from rich.table import Table
 
 from sqlspec.cli._common import (
+    AppOption,
     CLIError,
     DsnOption,
     JsonOption,
+    UserOption,
+    duration,
     emit_json,
     guarded,
     open_memory_store,
@@ -132,6 +136,37 @@ def add(
         return
     said = "Remembered" if added else "Already stored (or deleted) for this user:"
     out_console().print(f"{said} {record.id}")
+
+
+@memory_app.command("prune")
+@guarded
+def prune(
+    *,
+    older_than: Annotated[
+        timedelta,
+        typer.Option(
+            "--older-than",
+            parser=duration,
+            metavar="AGE",
+            help="Forget memories older than AGE (by their event's time): 90d, 12h, 2w.",
+        ),
+    ],
+    app: AppOption = None,
+    user: UserOption = None,
+    dsn: DsnOption = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only count what would be deleted.")
+    ] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Delete memories older than AGE, in every app and user or only those given."""
+    with _tables_needed(), open_memory_store(dsn) as store:
+        count = store.prune(older_than=older_than, app_name=app, user_id=user, dry_run=dry_run)
+    if json_output:
+        emit_json({"memories": count, "dry_run": dry_run})
+        return
+    verb = "Would delete" if dry_run else "Deleted"
+    out_console().print(f"{verb} {count} memory(ies).")
 
 
 @memory_app.command("delete")

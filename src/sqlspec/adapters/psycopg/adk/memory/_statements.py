@@ -157,6 +157,28 @@ def delete(m: sql.Composable) -> Statement[int]:
     )
 
 
+def prune(m: sql.Composable, *, dry_run: bool) -> Statement[int]:
+    """Delete (or, ``dry_run``, count) memories from before ``%(before)s`` (epoch seconds).
+
+    A memory's age is its event's time, or when it was stored. Deleted memories'
+    keys go too: an old session added again is remembered again, and pruned again.
+    """
+    chosen = sql.SQL(
+        """FROM {m} m
+        WHERE (%(app_name)s::text IS NULL OR m.app_name = %(app_name)s)
+          AND (%(user_id)s::text IS NULL OR m.user_id = %(user_id)s)
+          AND COALESCE(m.event_time, extract(epoch FROM m.create_time)) < %(before)s"""
+    ).format(m=m)
+    if dry_run:
+        return scalar(sql.SQL("SELECT count(*) {}").format(chosen))
+    return scalar(
+        sql.SQL(
+            """WITH gone AS (DELETE FROM {m} WHERE key IN (SELECT m.key {chosen}) RETURNING 1)
+            SELECT count(*) FROM gone"""
+        ).format(m=m, chosen=chosen)
+    )
+
+
 #: Whether ``%(config)s`` names a text-search configuration (an error if not).
 CHECK_CONFIG = scalar(sql.SQL("SELECT %(config)s::regconfig::text"))
 
@@ -170,3 +192,7 @@ class MemoryStatements:
         self.search = search(m)
         self.hybrid_search = hybrid_search(m)
         self.delete = delete(m)
+        self.prune = prune(m, dry_run=False)
+        self.count_prunable = prune(m, dry_run=True)
+        #: Memories stored, deleted ones apart.
+        self.count = scalar(sql.SQL("SELECT count(*) FROM {} WHERE delete_time IS NULL").format(m))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pydantic_core
@@ -18,6 +19,7 @@ from sqlspec.extensions.adk.memory._codec import MemoryRecord
 __all__ = [
     "MemoryStoreBase",
     "check_vector_type",
+    "prune_params",
     "records_json",
     "vector_text",
 ]
@@ -115,6 +117,17 @@ def check_vector_type(declared: str | None, dimension: int | None) -> None:
             f"vector({dimension}) (embedding_dimension={dimension}); use a dimension that "
             "matches, or another memory_table"
         )
+
+
+def prune_params(
+    older_than: timedelta, app_name: str | None, user_id: str | None
+) -> dict[str, Any]:
+    """Parameters of the prune statements."""
+    _values.check_ids(app_name=app_name, user_id=user_id)
+    if not isinstance(older_than, timedelta) or older_than < timedelta(0):
+        raise InvalidValueError(f"older_than must be a non-negative timedelta, got {older_than!r}")
+    before = (datetime.now(timezone.utc) - older_than).timestamp()
+    return {"app_name": app_name, "user_id": user_id, "before": before}
 
 
 def vector_text(vector: Sequence[float]) -> str:

@@ -10,6 +10,7 @@ one from it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import ClassVar, Literal
 
 import psycopg
@@ -19,7 +20,11 @@ from sqlspec.adapters.psycopg._config_sync import PsycopgSyncConfig
 from sqlspec.adapters.psycopg.adk._errors import extension_needed
 from sqlspec.adapters.psycopg.adk._store_sync import SyncStore
 from sqlspec.adapters.psycopg.adk.memory._statements import CHECK_CONFIG
-from sqlspec.adapters.psycopg.adk.memory._store_base import MemoryStoreBase, check_vector_type
+from sqlspec.adapters.psycopg.adk.memory._store_base import (
+    MemoryStoreBase,
+    check_vector_type,
+    prune_params,
+)
 from sqlspec.exceptions import ImproperConfigurationError
 from sqlspec.extensions.adk.memory._codec import MemoryRecord
 
@@ -127,6 +132,26 @@ class PsycopgSyncADKMemoryStore(SyncStore, MemoryStoreBase):
             return []
         found = self._run(statement, params, read=True)
         return [row.to_entry() for row in found]
+
+    def prune(
+        self,
+        *,
+        older_than: timedelta,
+        app_name: str | None = None,
+        user_id: str | None = None,
+        dry_run: bool = False,
+    ) -> int:
+        """Delete memories older than ``older_than`` (by their event's time); return how many.
+
+        With ``dry_run``, only count them.
+        """
+        params = prune_params(older_than, app_name, user_id)
+        statement = self.statements.count_prunable if dry_run else self.statements.prune
+        return self._one(statement, params, read=dry_run) or 0
+
+    def count(self) -> int:
+        """How many memories the table holds, deleted ones apart."""
+        return self._one(self.statements.count, read=True) or 0
 
     def delete(self, *, app_name: str, user_id: str, memory_id: str) -> bool:
         """Forget a memory for good; ``False`` if the user had no such memory."""
