@@ -87,3 +87,24 @@ def test_an_unreachable_server_is_one_line(cli: Any) -> None:
     result = cli("memory", "search", "x", *WHO, "--dsn", dsn, code=1)
     assert result.stderr.startswith("error: cannot connect to ")
     assert "sekrit" not in result.output
+
+
+def test_doctor_reports_the_memory_table_and_pgvector(cli: Any, dsn: str) -> None:
+    cli("init", "--dsn", dsn)
+    before = json.loads(cli("doctor", "--dsn", dsn, "--json").stdout)
+    checks = {c["name"]: c for c in before["checks"]}
+    assert checks["memory"]["status"] == "info"
+    assert "sqlspec-adk memory init" in checks["memory"]["advice"]
+    assert checks["pgvector"]["status"] in ("ok", "info")
+    cli("memory", "init", "--dsn", dsn)
+    cli("memory", "add", "one thing to remember", *WHO, "--dsn", dsn)
+    after = json.loads(cli("doctor", "--dsn", dsn, "--json").stdout)
+    checks = {c["name"]: c for c in after["checks"]}
+    assert checks["memory"] == {
+        "name": "memory",
+        "status": "ok",
+        "detail": "adk_memories: 1 memories, search index valid",
+        "advice": None,
+    }
+    assert "adk_memories" in {t["name"] for t in after["tables"]}
+    assert after["ok"] is True

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from sqlspec.adapters.psycopg import _catalog
 from sqlspec.adapters.psycopg._settings import PoolSettings
-from sqlspec.adapters.psycopg.adk import PsycopgSyncADKStore
+from sqlspec.adapters.psycopg.adk import PsycopgSyncADKMemoryStore, PsycopgSyncADKStore
 from sqlspec.adapters.psycopg.adk.session._import_adk import adk_sessions_beside
 from sqlspec.adapters.psycopg.adk.session._schema import SCHEMA_VERSION
 from sqlspec.cli._common import (
@@ -28,6 +28,7 @@ from sqlspec.cli._common import (
     out_console,
     resolve_target,
 )
+from sqlspec.registry import MEMORY_OPTIONS
 
 __all__ = ["doctor"]
 
@@ -230,6 +231,56 @@ def _adk_check(adk_sessions: int | None) -> list[Check]:
     ]
 
 
+def _memory_checks(
+    memory: PsycopgSyncADKMemoryStore, table: dict[str, Any], indexes: list[dict[str, Any]]
+) -> list[Check]:
+    """The memory table: whether it is there, how many memories, its search index."""
+    if not table["exists"]:
+        return [
+            Check(
+                "memory",
+                "info",
+                f"no memory table {memory.memory_table}",
+                "create it with `sqlspec-adk memory init` (the memory service does on first use)",
+            )
+        ]
+    (search_index,) = memory.schema.index_names
+    index = next((i for i in indexes if i["name"] == search_index), None)
+    if index is None or not index["valid"]:
+        problem = "missing" if index is None else "invalid"
+        return [
+            Check(
+                "memory",
+                "warning",
+                f"{memory.memory_table}: search index {search_index} is {problem}",
+                "recreate it with `sqlspec-adk memory init`"
+                if index is None
+                else f"REINDEX INDEX {search_index}",
+            )
+        ]
+    count = memory.count()
+    return [Check("memory", "ok", f"{memory.memory_table}: {count} memories, search index valid")]
+
+
+def _pgvector_check(available: str | None, installed: str | None) -> Check:
+    """Whether vector search can be had here."""
+    if installed:
+        return Check("pgvector", "ok", f"pgvector {installed} installed: vector search available")
+    if available:
+        return Check(
+            "pgvector",
+            "info",
+            f"pgvector {available} available, not installed",
+            "a memory store with embedding_dimension creates it (CREATE EXTENSION vector)",
+        )
+    return Check(
+        "pgvector",
+        "info",
+        "pgvector is not available on this server: memory search is full-text only",
+        "install pgvector on the server for vector search",
+    )
+
+
 _SERVER_FIELDS = (
     "version",
     "database",
@@ -253,7 +304,9 @@ _TABLE_FIELDS = (
 _INDEX_FIELDS = ("name", "table", "bytes", "valid", "primary", "definition")
 
 
-def _diagnose(store: PsycopgSyncADKStore, target: Target, workers: int) -> dict[str, Any]:
+def _diagnose(
+    store: PsycopgSyncADKStore, memory: PsycopgSyncADKMemoryStore, target: Target, workers: int
+) -> dict[str, Any]:
     started = time.perf_counter()
     conn = store.config.create_connection()
     connect_ms = (time.perf_counter() - started) * 1000
@@ -267,6 +320,13 @@ def _diagnose(store: PsycopgSyncADKStore, target: Target, workers: int) -> dict[
         tables = _catalog.table_stats(conn, store.tables.all)
         indexes = _catalog.index_stats(conn, [t["oid"] for t in tables if t["exists"]])
         checks += _data_checks(store, version, tables, indexes)
+        (memory_table,) = _catalog.table_stats(conn, [memory.memory_table])
+        memory_indexes = _catalog.index_stats(conn, [memory_table["oid"]] * memory_table["exists"])
+        checks += _memory_checks(memory, memory_table, memory_indexes)
+        checks.append(_pgvector_check(*_catalog.extension(conn, "vector")))
+        if memory_table["exists"]:
+            tables.append(memory_table)
+            indexes += memory_indexes
         pool = _pool_settings(target)
         checks.append(_pool_check(pool, server, workers))
         checks += _adk_check(adk_sessions_beside(conn, store.tables))
@@ -359,7 +419,8 @@ def doctor(
     target = resolve_target(dsn)
     try:
         with open_store(dsn) as store:
-            report = _diagnose(store, target, workers)
+            memory = PsycopgSyncADKMemoryStore(store.config, **target.options_of(MEMORY_OPTIONS))
+            report = _diagnose(store, memory, target, workers)
     except CLIError as exc:
         if not exc.message.startswith("cannot connect"):
             raise

@@ -14,6 +14,7 @@ from psycopg.rows import TupleRow, dict_row
 
 __all__ = [
     "EXACT_COUNT_BYTES",
+    "extension",
     "index_stats",
     "round_trip_ms",
     "server_info",
@@ -60,6 +61,15 @@ JOIN pg_class tc ON tc.oid = i.indrelid
 WHERE i.indrelid = ANY(%(oids)s::oid[])
 ORDER BY array_position(%(oids)s::oid[], i.indrelid), ic.relname
 """
+
+
+def extension(conn: Connection[TupleRow], name: str) -> tuple[str | None, str | None]:
+    """The version of extension ``name`` the server offers, and the one installed here."""
+    row = conn.execute(
+        "SELECT default_version, installed_version FROM pg_available_extensions WHERE name = %s",
+        (name,),
+    ).fetchone()
+    return (row[0], row[1]) if row else (None, None)
 
 
 def round_trip_ms(conn: Connection[TupleRow]) -> float:
