@@ -25,9 +25,10 @@ from psycopg import pq
 from psycopg.rows import class_row
 
 from sqlspec.adapters.psycopg.adk import _versions
+from sqlspec.adapters.psycopg.adk._jsonl import CREATE_STAGING
 from sqlspec.adapters.psycopg.adk._statement import Statement
 from sqlspec.adapters.psycopg.adk.session import _schema, _statements
-from sqlspec.adapters.psycopg.adk.session._statements import CREATE_STAGING, LIST_ORDERS
+from sqlspec.adapters.psycopg.adk.session._statements import LIST_ORDERS
 
 #: ``%(name)s`` placeholders (and ``%%``), as psycopg turns them into ``$n``.
 _PLACEHOLDER = re.compile(rb"%\((\w+)\)s|%%")

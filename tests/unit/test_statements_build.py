@@ -21,6 +21,7 @@ from google.adk.sessions.base_session_service import GetSessionConfig
 from google.adk.sessions.session import Session
 
 from sqlspec import ImproperConfigurationError, InvalidValueError, SchemaVersionError
+from sqlspec.adapters.psycopg.adk._jsonl import CREATE_STAGING, staged_line
 from sqlspec.adapters.psycopg.adk._statement import (
     MAX_IDENTIFIER_BYTES,
     Statement,
@@ -42,7 +43,6 @@ from sqlspec.adapters.psycopg.adk.session._schema import (
     TableNames,
 )
 from sqlspec.adapters.psycopg.adk.session._statements import (
-    CREATE_STAGING,
     LIST_ORDERS,
     AppendOutcome,
     ListedSession,
@@ -57,7 +57,6 @@ from sqlspec.adapters.psycopg.adk.session._store_base import (
     check_marker_less_session,
     page,
     prune_params,
-    staged_line,
 )
 from sqlspec.extensions.adk.session import _codec
 

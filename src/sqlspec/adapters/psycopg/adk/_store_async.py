@@ -8,7 +8,7 @@ generated from it by ``tools/async_to_sync.py``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -16,6 +16,14 @@ from psycopg import AsyncConnection
 
 from sqlspec.adapters.psycopg._config_async import PsycopgAsyncConfig
 from sqlspec.adapters.psycopg.adk._errors import TRANSIENT_ATTEMPTS, rerunnable, translate_errors
+from sqlspec.adapters.psycopg.adk._jsonl import (
+    COPY_STAGING,
+    CREATE_STAGING,
+    EXPORT_SNAPSHOT,
+    Progress,
+    TextSink,
+    staged_line,
+)
 from sqlspec.adapters.psycopg.adk._statement import INDEX_ONLY, Statement
 from sqlspec.adapters.psycopg.adk._versions import (
     VersionStatements,
@@ -133,6 +141,70 @@ class AsyncStore:
                 await conn.execute(versions.lock.text)
                 for statement in statements:
                     await conn.execute(statement.text)
+
+    async def _export_lines(
+        self,
+        sink: TextSink,
+        statements: Sequence[tuple[str, Statement[str]]],
+        params: Mapping[str, Any],
+        *,
+        batch_size: int,
+        progress: Progress | None,
+    ) -> dict[str, int]:
+        """Write each statement's lines to ``sink``, all from one snapshot; count per kind.
+
+        Server-side cursors fetch ``batch_size`` lines at a time, so memory stays
+        flat however much is exported. ``progress(kind, n)`` is told as lines go.
+        """
+        counts: dict[str, int] = {}
+        with translate_errors():
+            async with self.config.provide_connection() as conn, conn.transaction():
+                await conn.execute(EXPORT_SNAPSHOT)
+                for kind, statement in statements:
+                    async with conn.cursor(
+                        name=f"sqlspec_export_{kind}", row_factory=statement.row_factory
+                    ) as cur:
+                        cur.itersize = batch_size
+                        await cur.execute(statement.text, params)
+                        counts[kind] = 0
+                        async for line in cur:
+                            sink.write(line + "\n")
+                            counts[kind] += 1
+                            if progress is not None and counts[kind] % batch_size == 0:
+                                progress(kind, batch_size)
+                        if progress is not None:
+                            progress(kind, counts[kind] % batch_size)
+        return counts
+
+    async def _import_lines(
+        self,
+        lines: Iterable[str | bytes],
+        statement: Statement[Row],
+        params: Callable[[], Mapping[str, Any] | None] = lambda: None,
+        *,
+        when_empty: bool = True,
+    ) -> Row | None:
+        """Stage ``lines`` through COPY, then run ``statement`` on them, in one transaction.
+
+        ``params()`` is asked once the lines are staged. With ``when_empty``
+        false, no line staged runs nothing and returns ``None``.
+        """
+        with translate_errors():
+            async with self.config.provide_connection() as conn, conn.transaction():
+                staged = 0
+                async with conn.cursor() as cur:
+                    await cur.execute(CREATE_STAGING.text)
+                    async with cur.copy(COPY_STAGING) as copy:
+                        for line in lines:
+                            text = staged_line(line)
+                            if text is not None:
+                                await copy.write_row((text,))
+                                staged += 1
+                if not staged and not when_empty:
+                    return None
+                async with conn.cursor(row_factory=statement.row_factory) as cur:
+                    await cur.execute(statement.text, params())
+                    return await cur.fetchone()
 
     async def close(self) -> None:
         """Close the config's pool."""

@@ -11,7 +11,7 @@ generated from it by ``tools/async_to_sync.py``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -19,6 +19,14 @@ from psycopg import Connection
 
 from sqlspec.adapters.psycopg._config_sync import PsycopgSyncConfig
 from sqlspec.adapters.psycopg.adk._errors import TRANSIENT_ATTEMPTS, rerunnable, translate_errors
+from sqlspec.adapters.psycopg.adk._jsonl import (
+    COPY_STAGING,
+    CREATE_STAGING,
+    EXPORT_SNAPSHOT,
+    Progress,
+    TextSink,
+    staged_line,
+)
 from sqlspec.adapters.psycopg.adk._statement import INDEX_ONLY, Statement
 from sqlspec.adapters.psycopg.adk._versions import (
     VersionStatements,
@@ -134,6 +142,70 @@ class SyncStore:
                 conn.execute(versions.lock.text)
                 for statement in statements:
                     conn.execute(statement.text)
+
+    def _export_lines(
+        self,
+        sink: TextSink,
+        statements: Sequence[tuple[str, Statement[str]]],
+        params: Mapping[str, Any],
+        *,
+        batch_size: int,
+        progress: Progress | None,
+    ) -> dict[str, int]:
+        """Write each statement's lines to ``sink``, all from one snapshot; count per kind.
+
+        Server-side cursors fetch ``batch_size`` lines at a time, so memory stays
+        flat however much is exported. ``progress(kind, n)`` is told as lines go.
+        """
+        counts: dict[str, int] = {}
+        with translate_errors():
+            with self.config.provide_connection() as conn, conn.transaction():
+                conn.execute(EXPORT_SNAPSHOT)
+                for kind, statement in statements:
+                    with conn.cursor(
+                        name=f"sqlspec_export_{kind}", row_factory=statement.row_factory
+                    ) as cur:
+                        cur.itersize = batch_size
+                        cur.execute(statement.text, params)
+                        counts[kind] = 0
+                        for line in cur:
+                            sink.write(line + "\n")
+                            counts[kind] += 1
+                            if progress is not None and counts[kind] % batch_size == 0:
+                                progress(kind, batch_size)
+                        if progress is not None:
+                            progress(kind, counts[kind] % batch_size)
+        return counts
+
+    def _import_lines(
+        self,
+        lines: Iterable[str | bytes],
+        statement: Statement[Row],
+        params: Callable[[], Mapping[str, Any] | None] = lambda: None,
+        *,
+        when_empty: bool = True,
+    ) -> Row | None:
+        """Stage ``lines`` through COPY, then run ``statement`` on them, in one transaction.
+
+        ``params()`` is asked once the lines are staged. With ``when_empty``
+        false, no line staged runs nothing and returns ``None``.
+        """
+        with translate_errors():
+            with self.config.provide_connection() as conn, conn.transaction():
+                staged = 0
+                with conn.cursor() as cur:
+                    cur.execute(CREATE_STAGING.text)
+                    with cur.copy(COPY_STAGING) as copy:
+                        for line in lines:
+                            text = staged_line(line)
+                            if text is not None:
+                                copy.write_row((text,))
+                                staged += 1
+                if not staged and not when_empty:
+                    return None
+                with conn.cursor(row_factory=statement.row_factory) as cur:
+                    cur.execute(statement.text, params())
+                    return cur.fetchone()
 
     def close(self) -> None:
         """Close the config's pool."""

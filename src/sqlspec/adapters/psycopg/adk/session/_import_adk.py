@@ -32,9 +32,9 @@ from psycopg.rows import TupleRow
 
 from sqlspec.adapters.psycopg._settings import masked_conninfo
 from sqlspec.adapters.psycopg.adk import _values
+from sqlspec.adapters.psycopg.adk._jsonl import Progress
 from sqlspec.adapters.psycopg.adk.session._encoding import encode_event
 from sqlspec.adapters.psycopg.adk.session._schema import TableNames
-from sqlspec.adapters.psycopg.adk.session._store_base import Progress
 from sqlspec.adapters.psycopg.adk.session._store_sync import PsycopgSyncADKStore
 from sqlspec.exceptions import SQLSpecError
 from sqlspec.extensions.adk.session._types import ImportResult

@@ -21,9 +21,6 @@ from sqlspec.extensions.adk.session import _codec
 from sqlspec.extensions.adk.session._types import ImportResult
 
 __all__ = [
-    "COPY_STAGING",
-    "CREATE_STAGING",
-    "EXPORT_SNAPSHOT",
     "LIST_ORDERS",
     "AppendOutcome",
     "ListedSession",

@@ -20,17 +20,11 @@ from google.adk.sessions.session import Session
 from sqlspec.adapters.psycopg._config_async import PsycopgAsyncConfig
 from sqlspec.adapters.psycopg.adk import _values
 from sqlspec.adapters.psycopg.adk._errors import translate_errors
+from sqlspec.adapters.psycopg.adk._jsonl import Progress, TextSink
 from sqlspec.adapters.psycopg.adk._store_async import AsyncStore
-from sqlspec.adapters.psycopg.adk.session._statements import (
-    COPY_STAGING,
-    CREATE_STAGING,
-    EXPORT_SNAPSHOT,
-)
 from sqlspec.adapters.psycopg.adk.session._store_base import (
     EventBatch,
-    Progress,
     SessionStoreBase,
-    TextSink,
     append_outcome,
     append_params,
     check_marker_less_session,
@@ -39,7 +33,6 @@ from sqlspec.adapters.psycopg.adk.session._store_base import (
     prune_params,
     redelivery_outcome,
     session_key,
-    staged_line,
 )
 from sqlspec.extensions.adk.session import _codec
 from sqlspec.extensions.adk.session._types import ImportResult, SessionPage
@@ -280,22 +273,18 @@ class PsycopgAsyncADKStore(AsyncStore, SessionStoreBase):
         """
         _values.check_required_ids(app_name=app_name, user_id=user_id, session_id=session_id)
         batch = EventBatch()
-        statement = self.statements.import_events
-        with translate_errors(), duplicate_events_error(session_id):
-            async with self.config.provide_connection() as conn, conn.transaction():
-                async with conn.cursor() as cur:
-                    await cur.execute(CREATE_STAGING.text)
-                    async with cur.copy(COPY_STAGING) as copy:
-                        for event in events:
-                            await copy.write_row((batch.add(event),))
-                if not batch.count:
-                    return 0
-                async with conn.cursor(row_factory=statement.row_factory) as cur:
-                    await cur.execute(statement.text, batch.params(app_name, user_id, session_id))
-                    imported = await cur.fetchone()
-                if imported is None or imported.revision is None:
-                    raise SessionNotFoundError(f"Session {session_id} not found.")
-                return imported.stored
+        with duplicate_events_error(session_id):
+            imported = await self._import_lines(
+                (batch.add(event) for event in events),
+                self.statements.import_events,
+                lambda: batch.params(app_name, user_id, session_id),
+                when_empty=False,
+            )
+        if not batch.count:
+            return 0
+        if imported is None or imported.revision is None:
+            raise SessionNotFoundError(f"Session {session_id} not found.")
+        return imported.stored
 
     async def export_jsonl(
         self,
@@ -313,26 +302,13 @@ class PsycopgAsyncADKStore(AsyncStore, SessionStoreBase):
         told of every ``batch_size`` lines written. Returns lines written per kind.
         """
         _values.check_ids(app_name=app_name, user_id=user_id)
-        params = {"app_name": app_name, "user_id": user_id}
-        counts: dict[str, int] = {}
-        with translate_errors():
-            async with self.config.provide_connection() as conn, conn.transaction():
-                await conn.execute(EXPORT_SNAPSHOT)
-                for kind, statement in self.statements.export:
-                    async with conn.cursor(
-                        name=f"sqlspec_export_{kind}", row_factory=statement.row_factory
-                    ) as cur:
-                        cur.itersize = batch_size
-                        await cur.execute(statement.text, params)
-                        counts[kind] = 0
-                        async for line in cur:
-                            sink.write(line + "\n")
-                            counts[kind] += 1
-                            if progress is not None and counts[kind] % batch_size == 0:
-                                progress(kind, batch_size)
-                        if progress is not None:
-                            progress(kind, counts[kind] % batch_size)
-        return counts
+        return await self._export_lines(
+            sink,
+            self.statements.export,
+            {"app_name": app_name, "user_id": user_id},
+            batch_size=batch_size,
+            progress=progress,
+        )
 
     async def import_jsonl(self, source: Iterable[str | bytes]) -> ImportResult:
         """Load JSON Lines written by :meth:`export_jsonl`, through COPY, in one transaction.
@@ -341,19 +317,7 @@ class PsycopgAsyncADKStore(AsyncStore, SessionStoreBase):
         exist are kept as they are (and counted as skipped); events whose
         session exists neither in the database nor in the import are skipped.
         """
-        statement = self.statements.import_staged
-        with translate_errors():
-            async with self.config.provide_connection() as conn, conn.transaction():
-                async with conn.cursor() as cur:
-                    await cur.execute(CREATE_STAGING.text)
-                    async with cur.copy(COPY_STAGING) as copy:
-                        for line in source:
-                            text = staged_line(line)
-                            if text is not None:
-                                await copy.write_row((text,))
-                async with conn.cursor(row_factory=statement.row_factory) as cur:
-                    await cur.execute(statement.text)
-                    counts = await cur.fetchone()
+        counts = await self._import_lines(source, self.statements.import_staged)
         assert counts is not None  # the statement always returns one row
         return counts.result()
 

@@ -6,10 +6,10 @@ everything they make of the answer is decided here, once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
-from typing import Any, Protocol
+from typing import Any
 
 import psycopg
 from google.adk.errors import StaleSessionError
@@ -37,9 +37,7 @@ from sqlspec.extensions.adk.session._types import SessionPage
 
 __all__ = [
     "EventBatch",
-    "Progress",
     "SessionStoreBase",
-    "TextSink",
     "append_outcome",
     "append_params",
     "check_marker_less_session",
@@ -48,17 +46,7 @@ __all__ = [
     "prune_params",
     "redelivery_outcome",
     "session_key",
-    "staged_line",
 ]
-
-#: ``progress(kind, n)``: ``n`` more lines of ``kind`` were written.
-Progress = Callable[[str, int], None]
-
-
-class TextSink(Protocol):
-    """Where an export writes: anything with a ``write(str)``, such as a text file."""
-
-    def write(self, text: str, /) -> object: ...
 
 
 _STALE_MESSAGE = (
@@ -337,13 +325,6 @@ def duplicate_events_error(session_id: str) -> Iterator[None]:
             f"An imported event id is already stored in session {session_id}: "
             f"{exc.diag.message_detail}"
         ) from exc
-
-
-def staged_line(line: str | bytes) -> str | None:
-    """One JSON Lines line ready to stage, or ``None`` for a blank line."""
-    text = line.decode() if isinstance(line, bytes) else line
-    text = text.strip()
-    return text or None
 
 
 def prune_params(

@@ -23,17 +23,11 @@ from google.adk.sessions.session import Session
 from sqlspec.adapters.psycopg._config_sync import PsycopgSyncConfig
 from sqlspec.adapters.psycopg.adk import _values
 from sqlspec.adapters.psycopg.adk._errors import translate_errors
+from sqlspec.adapters.psycopg.adk._jsonl import Progress, TextSink
 from sqlspec.adapters.psycopg.adk._store_sync import SyncStore
-from sqlspec.adapters.psycopg.adk.session._statements import (
-    COPY_STAGING,
-    CREATE_STAGING,
-    EXPORT_SNAPSHOT,
-)
 from sqlspec.adapters.psycopg.adk.session._store_base import (
     EventBatch,
-    Progress,
     SessionStoreBase,
-    TextSink,
     append_outcome,
     append_params,
     check_marker_less_session,
@@ -42,7 +36,6 @@ from sqlspec.adapters.psycopg.adk.session._store_base import (
     prune_params,
     redelivery_outcome,
     session_key,
-    staged_line,
 )
 from sqlspec.extensions.adk.session import _codec
 from sqlspec.extensions.adk.session._types import ImportResult, SessionPage
@@ -281,22 +274,18 @@ class PsycopgSyncADKStore(SyncStore, SessionStoreBase):
         """
         _values.check_required_ids(app_name=app_name, user_id=user_id, session_id=session_id)
         batch = EventBatch()
-        statement = self.statements.import_events
-        with translate_errors(), duplicate_events_error(session_id):
-            with self.config.provide_connection() as conn, conn.transaction():
-                with conn.cursor() as cur:
-                    cur.execute(CREATE_STAGING.text)
-                    with cur.copy(COPY_STAGING) as copy:
-                        for event in events:
-                            copy.write_row((batch.add(event),))
-                if not batch.count:
-                    return 0
-                with conn.cursor(row_factory=statement.row_factory) as cur:
-                    cur.execute(statement.text, batch.params(app_name, user_id, session_id))
-                    imported = cur.fetchone()
-                if imported is None or imported.revision is None:
-                    raise SessionNotFoundError(f"Session {session_id} not found.")
-                return imported.stored
+        with duplicate_events_error(session_id):
+            imported = self._import_lines(
+                (batch.add(event) for event in events),
+                self.statements.import_events,
+                lambda: batch.params(app_name, user_id, session_id),
+                when_empty=False,
+            )
+        if not batch.count:
+            return 0
+        if imported is None or imported.revision is None:
+            raise SessionNotFoundError(f"Session {session_id} not found.")
+        return imported.stored
 
     def export_jsonl(
         self,
@@ -314,26 +303,13 @@ class PsycopgSyncADKStore(SyncStore, SessionStoreBase):
         told of every ``batch_size`` lines written. Returns lines written per kind.
         """
         _values.check_ids(app_name=app_name, user_id=user_id)
-        params = {"app_name": app_name, "user_id": user_id}
-        counts: dict[str, int] = {}
-        with translate_errors():
-            with self.config.provide_connection() as conn, conn.transaction():
-                conn.execute(EXPORT_SNAPSHOT)
-                for kind, statement in self.statements.export:
-                    with conn.cursor(
-                        name=f"sqlspec_export_{kind}", row_factory=statement.row_factory
-                    ) as cur:
-                        cur.itersize = batch_size
-                        cur.execute(statement.text, params)
-                        counts[kind] = 0
-                        for line in cur:
-                            sink.write(line + "\n")
-                            counts[kind] += 1
-                            if progress is not None and counts[kind] % batch_size == 0:
-                                progress(kind, batch_size)
-                        if progress is not None:
-                            progress(kind, counts[kind] % batch_size)
-        return counts
+        return self._export_lines(
+            sink,
+            self.statements.export,
+            {"app_name": app_name, "user_id": user_id},
+            batch_size=batch_size,
+            progress=progress,
+        )
 
     def import_jsonl(self, source: Iterable[str | bytes]) -> ImportResult:
         """Load JSON Lines written by :meth:`export_jsonl`, through COPY, in one transaction.
@@ -342,19 +318,7 @@ class PsycopgSyncADKStore(SyncStore, SessionStoreBase):
         exist are kept as they are (and counted as skipped); events whose
         session exists neither in the database nor in the import are skipped.
         """
-        statement = self.statements.import_staged
-        with translate_errors():
-            with self.config.provide_connection() as conn, conn.transaction():
-                with conn.cursor() as cur:
-                    cur.execute(CREATE_STAGING.text)
-                    with cur.copy(COPY_STAGING) as copy:
-                        for line in source:
-                            text = staged_line(line)
-                            if text is not None:
-                                copy.write_row((text,))
-                with conn.cursor(row_factory=statement.row_factory) as cur:
-                    cur.execute(statement.text)
-                    counts = cur.fetchone()
+        counts = self._import_lines(source, self.statements.import_staged)
         assert counts is not None  # the statement always returns one row
         return counts.result()
 
