@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import psycopg
 import pytest
 from typer.testing import CliRunner
 
@@ -108,3 +109,33 @@ def test_doctor_reports_the_memory_table_and_pgvector(cli: Any, dsn: str) -> Non
     }
     assert "adk_memories" in {t["name"] for t in after["tables"]}
     assert after["ok"] is True
+
+
+def test_export_and_import_carry_memories(cli: Any, dsn: str, tmp_path: Any) -> None:
+    cli("init", "--dsn", dsn)
+    cli("memory", "init", "--dsn", dsn)
+    cli("memory", "add", "the boat is called Marlin", *WHO, "--id", "m1", "--dsn", dsn)
+    cli("memory", "add", "the spare oar is in the shed", *WHO, "--id", "m2", "--dsn", dsn)
+    cli("memory", "delete", "m2", *WHO, "--dsn", dsn)
+    path = tmp_path / "all.jsonl"
+    exported = cli("export", str(path), "--dsn", dsn)
+    assert "0 events, 2 memories" in exported.stdout
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("DROP TABLE adk_memories")
+        conn.execute("DELETE FROM sqlspec_adk_schema WHERE session_table = 'adk_memories'")
+    data = json.loads(cli("import", str(path), "--dsn", dsn, "--json").stdout)
+    assert (data["imported"]["memory"], data["skipped"]["memory"]) == (2, 0)
+    assert "Marlin" in cli("memory", "search", "boat", *WHO, "--dsn", dsn).stdout
+    # The deleted memory came back as its key: it stays deleted, and cannot be added again.
+    assert "No memory matches." in cli("memory", "search", "oar", *WHO, "--dsn", dsn).stdout
+    again = cli("memory", "add", "oar", *WHO, "--id", "m2", "--dsn", dsn, "--json")
+    assert json.loads(again.stdout)["added"] is False
+    rerun = json.loads(cli("import", str(path), "--dsn", dsn, "--json").stdout)
+    assert (rerun["imported"]["memory"], rerun["skipped"]["memory"]) == (0, 2)
+
+
+def test_an_export_without_a_memory_table_has_no_memory_lines(cli: Any, dsn: str) -> None:
+    cli("init", "--dsn", dsn)
+    result = cli("export", "-", "--dsn", dsn)
+    assert result.stdout == ""
+    assert "memories" not in result.stderr

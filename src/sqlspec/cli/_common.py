@@ -65,6 +65,7 @@ __all__ = [
     "format_time",
     "guarded",
     "iso_time",
+    "memory_beside",
     "open_memory_store",
     "open_store",
     "out_console",
@@ -235,6 +236,11 @@ def open_memory_store(dsn: str | None) -> AbstractContextManager[PsycopgSyncADKM
     return _opened(
         dsn, lambda config, t: PsycopgSyncADKMemoryStore(config, **t.options_of(MEMORY_OPTIONS))
     )
+
+
+def memory_beside(store: PsycopgSyncADKStore, dsn: str | None) -> PsycopgSyncADKMemoryStore:
+    """The memory store beside a session store: its pool, the table ``--dsn``'s URI names."""
+    return PsycopgSyncADKMemoryStore(store.config, **resolve_target(dsn).options_of(MEMORY_OPTIONS))
 
 
 def _probe(config: PsycopgSyncConfig, target: Target) -> None:

@@ -24,11 +24,11 @@ from sqlspec.cli._common import (
     emit_json,
     format_bytes,
     guarded,
+    memory_beside,
     open_store,
     out_console,
     resolve_target,
 )
-from sqlspec.registry import MEMORY_OPTIONS
 
 __all__ = ["doctor"]
 
@@ -419,8 +419,7 @@ def doctor(
     target = resolve_target(dsn)
     try:
         with open_store(dsn) as store:
-            memory = PsycopgSyncADKMemoryStore(store.config, **target.options_of(MEMORY_OPTIONS))
-            report = _diagnose(store, memory, target, workers)
+            report = _diagnose(store, memory_beside(store, dsn), target, workers)
     except CLIError as exc:
         if not exc.message.startswith("cannot connect"):
             raise

@@ -1,4 +1,4 @@
-"""``export``, ``import`` and ``import-adk``: move sessions in and out as JSON Lines, streaming.
+"""``export``, ``import`` and ``import-adk``: move sessions and memories as JSON Lines, streaming.
 
 Files ending in ``.gz`` are written compressed; compressed input is recognised by
 its content. ``-`` is stdout or stdin. Progress bars go to stderr.
@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from tempfile import SpooledTemporaryFile
 from typing import IO, Annotated, Any, cast
 
 import psycopg
@@ -20,6 +21,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from sqlspec.adapters.psycopg._settings import masked_conninfo
+from sqlspec.adapters.psycopg.adk import PsycopgSyncADKMemoryStore, PsycopgSyncADKStore
 from sqlspec.adapters.psycopg.adk.session._import_adk import ADKSource, source_conninfo
 from sqlspec.cli._common import (
     AppOption,
@@ -31,6 +33,7 @@ from sqlspec.cli._common import (
     emit_json,
     err_console,
     guarded,
+    memory_beside,
     open_store,
     out_console,
     progress_bar,
@@ -41,12 +44,17 @@ from sqlspec.extensions.adk import ImportResult
 __all__ = ["export", "import_", "import_adk"]
 
 _KINDS = ("app_state", "user_state", "session", "event")
+#: Lines for the memory store; an export has them when the memory table exists.
+_MEMORY = "memory"
 _KIND_NAMES = {
     "app_state": "app states",
     "user_state": "user states",
     "session": "sessions",
     "event": "events",
+    _MEMORY: "memories",
 }
+#: Memory lines wait in memory up to this size, then on disk, until the sessions are in.
+_SPOOL_BYTES = 8 * 1024 * 1024
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -68,7 +76,23 @@ def _kind_progress(bar: Progress | None, totals: dict[str, int] | None = None) -
 
 
 def _summary(counts: dict[str, int]) -> str:
-    return ", ".join(f"{counts.get(kind, 0)} {_KIND_NAMES[kind]}" for kind in _KINDS)
+    kinds = (*_KINDS, _MEMORY) if _MEMORY in counts else _KINDS
+    return ", ".join(f"{counts.get(kind, 0)} {_KIND_NAMES[kind]}" for kind in kinds)
+
+
+def _exporter(
+    store: PsycopgSyncADKStore, memory: PsycopgSyncADKMemoryStore
+) -> Callable[..., dict[str, int]]:
+    """Export the sessions, then the memories if there is a memory table (each from a snapshot)."""
+    with_memories = memory.schema_version() is not None
+
+    def export_jsonl(sink: Any, **options: Any) -> dict[str, int]:
+        counts = store.export_jsonl(sink, **options)
+        if with_memories:
+            counts |= memory.export_jsonl(sink, **options)
+        return counts
+
+    return export_jsonl
 
 
 @guarded
@@ -83,14 +107,20 @@ def export(
     progress: ProgressOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Write app and user state, sessions and events as JSON Lines, from one snapshot."""
+    """Write app and user state, sessions, events and memories as JSON Lines.
+
+    Sessions come from one snapshot, memories (when there is a memory table) from
+    another, taken right after.
+    """
     with open_store(dsn) as store, progress_bar(progress) as bar:
+        memory = memory_beside(store, dsn)
+        export_jsonl = _exporter(store, memory)
         callback = _kind_progress(bar)
         if output == "-":
-            counts = store.export_jsonl(sys.stdout, app_name=app, user_id=user, progress=callback)
+            counts = export_jsonl(sys.stdout, app_name=app, user_id=user, progress=callback)
             sys.stdout.flush()
         else:
-            counts = _export_file(Path(output), store.export_jsonl, app, user, callback)
+            counts = _export_file(Path(output), export_jsonl, app, user, callback)
     result = {"output": output, "lines": counts}
     if output == "-":
         # stdout holds the data: the summary goes to stderr.
@@ -124,8 +154,13 @@ def _export_file(
     return counts
 
 
-def _checked_lines(stream: IO[bytes], on_read: Callable[[int], None]) -> Iterator[bytes]:
-    """Lines of ``stream``, each checked to be a JSON object with a ``kind``."""
+def _checked_lines(
+    stream: IO[bytes], on_read: Callable[[int], None], memory_lines: IO[bytes]
+) -> Iterator[bytes]:
+    """Lines of ``stream``, each checked to be a JSON object with a ``kind``.
+
+    Memory lines are set aside in ``memory_lines``, for the memory store.
+    """
     for number, line in enumerate(stream, start=1):
         on_read(len(line))
         if not line.strip():
@@ -134,10 +169,14 @@ def _checked_lines(stream: IO[bytes], on_read: Callable[[int], None]) -> Iterato
             record = json.loads(line)
         except ValueError as exc:
             raise CLIError(f"line {number} is not JSON: {exc}") from None
-        if not isinstance(record, dict) or record.get("kind") not in _KINDS:
+        kind = record.get("kind") if isinstance(record, dict) else None
+        if kind == _MEMORY:
+            memory_lines.write(line.rstrip(b"\r\n") + b"\n")
+            continue
+        if kind not in _KINDS:
             raise CLIError(
                 f"line {number} is not a sqlspec export line (an object whose kind is one of "
-                f"{', '.join(_KINDS)})"
+                f"{', '.join((*_KINDS, _MEMORY))})"
             )
         yield line
 
@@ -194,17 +233,23 @@ def import_(
     State is merged into existing state; sessions and events already stored are kept
     as they are (and counted as skipped), so an import can be run again.
     """
-    with open_store(dsn) as store:
+    with open_store(dsn) as store, SpooledTemporaryFile(_SPOOL_BYTES) as memory_lines:
         store.create_tables()
         stream, raw, size = _open_input(input_)
         try:
             with progress_bar(progress) as bar:
-                lines = _checked_lines(stream, _read_progress(bar, stream, raw, size))
-                result = store.import_jsonl(lines)
+                read = _read_progress(bar, stream, raw, size)
+                result = store.import_jsonl(_checked_lines(stream, read, memory_lines))
         finally:
             if input_ != "-":
                 stream.close()
                 raw.close()
+        if memory_lines.tell():
+            memory_lines.seek(0)
+            memory = memory_beside(store, dsn)
+            memory.create_tables()
+            imported, skipped = memory.import_jsonl(memory_lines)
+            result.imported[_MEMORY], result.skipped[_MEMORY] = imported, skipped
     _import_report(result, {"input": input_}, json_output)
 
 
@@ -216,7 +261,7 @@ def _import_report(result: ImportResult, where: dict[str, Any], json_output: boo
     table.add_column("kind")
     table.add_column("imported", justify="right")
     table.add_column("already there, kept", justify="right")
-    for kind in _KINDS:
+    for kind in (*_KINDS, _MEMORY) if _MEMORY in result.imported else _KINDS:
         skipped = result.skipped.get(kind, 0)
         table.add_row(_KIND_NAMES[kind], str(result.imported.get(kind, 0)), str(skipped))
     out_console().print(table)

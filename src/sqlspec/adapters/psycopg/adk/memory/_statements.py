@@ -12,7 +12,7 @@ from sqlspec.adapters.psycopg.adk._statement import Statement, scalar
 from sqlspec.extensions.adk.memory import _codec
 from sqlspec.extensions.adk.session._codec import decode_state
 
-__all__ = ["FoundMemory", "MemoryStatements"]
+__all__ = ["FoundMemory", "ImportedMemories", "MemoryStatements"]
 
 
 def add(m: sql.Composable, *, vectors: bool) -> Statement[int]:
@@ -179,6 +179,83 @@ def prune(m: sql.Composable, *, dry_run: bool) -> Statement[int]:
     )
 
 
+def export(m: sql.Composable, *, vectors: bool) -> tuple[tuple[str, Statement[str]], ...]:
+    """Every memory (deleted ones as their keys) as a JSON line, in an app (and user) if given.
+
+    Content is written as the JSON text it was stored as.
+    """
+    return (
+        (
+            "memory",
+            scalar(
+                sql.SQL(
+                    """SELECT left(jsonb_build_object('kind', 'memory',
+                            'app_name', m.app_name, 'user_id', m.user_id, 'id', m.id,
+                            'session_id', m.session_id, 'author', m.author,
+                            'event_time', m.event_time, 'timestamp', m."timestamp",
+                            'custom_metadata', m.custom_metadata, 'text', m.search_text,
+                            'create_time', m.create_time, 'delete_time', m.delete_time
+                            {embedding})::text, -1)
+                        || ',"content":' || COALESCE(m.content::text, 'null') || '}}'
+                    FROM {m} m
+                    WHERE (%(app_name)s::text IS NULL OR m.app_name = %(app_name)s)
+                      AND (%(user_id)s::text IS NULL OR m.user_id = %(user_id)s)
+                    ORDER BY m.app_name, m.user_id, m.id"""
+                ).format(
+                    m=m,
+                    embedding=sql.SQL(", 'embedding', m.embedding::text::jsonb" if vectors else ""),
+                )
+            ),
+        ),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ImportedMemories:
+    """What :func:`import_staged` returns."""
+
+    imported: int
+    staged: int
+
+
+def import_staged(m: sql.Composable, *, vectors: bool) -> Statement[ImportedMemories]:
+    """Store the staged ``memory`` lines (as :func:`export` writes them); others are left.
+
+    A memory whose key is stored already is kept as it is; a deleted one comes in
+    as its key, so it stays deleted. Text is searched with the store's configuration.
+    """
+    return Statement(
+        sql.SQL(
+            """WITH lines AS (
+                SELECT st.seq, st.line FROM sqlspec_staging st WHERE st.line ->> 'kind' = 'memory'
+            ), added AS (
+                INSERT INTO {m} (app_name, user_id, id, session_id, author, event_time,
+                    "timestamp", content, custom_metadata, search_config, search_text,
+                    create_time, delete_time {embedding_column})
+                SELECT l.line ->> 'app_name', l.line ->> 'user_id', l.line ->> 'id',
+                    l.line ->> 'session_id', l.line ->> 'author',
+                    (l.line ->> 'event_time')::float8, l.line ->> 'timestamp',
+                    CASE WHEN json_typeof(l.line -> 'content') = 'object'
+                         THEN l.line -> 'content' END,
+                    COALESCE((l.line -> 'custom_metadata')::jsonb, '{{}}'::jsonb),
+                    %(config)s::regconfig, COALESCE(l.line ->> 'text', ''),
+                    COALESCE((l.line ->> 'create_time')::timestamptz, now()),
+                    (l.line ->> 'delete_time')::timestamptz {embedding_value}
+                FROM lines l ORDER BY l.seq
+                ON CONFLICT (key) DO NOTHING
+                RETURNING 1
+            )
+            SELECT (SELECT count(*) FROM added) AS imported,
+                   (SELECT count(*) FROM lines) AS staged"""
+        ).format(
+            m=m,
+            embedding_column=sql.SQL(", embedding" if vectors else ""),
+            embedding_value=sql.SQL(", (l.line ->> 'embedding')::vector" if vectors else ""),
+        ),
+        class_row(ImportedMemories),
+    )
+
+
 #: Whether ``%(config)s`` names a text-search configuration (an error if not).
 CHECK_CONFIG = scalar(sql.SQL("SELECT %(config)s::regconfig::text"))
 
@@ -194,5 +271,7 @@ class MemoryStatements:
         self.delete = delete(m)
         self.prune = prune(m, dry_run=False)
         self.count_prunable = prune(m, dry_run=True)
+        self.export = export(m, vectors=vectors)
+        self.import_staged = import_staged(m, vectors=vectors)
         #: Memories stored, deleted ones apart.
         self.count = scalar(sql.SQL("SELECT count(*) FROM {} WHERE delete_time IS NULL").format(m))

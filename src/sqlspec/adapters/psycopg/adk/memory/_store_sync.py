@@ -9,7 +9,7 @@ one from it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import ClassVar, Literal
 
@@ -17,7 +17,9 @@ import psycopg
 from google.adk.memory.memory_entry import MemoryEntry
 
 from sqlspec.adapters.psycopg._config_sync import PsycopgSyncConfig
+from sqlspec.adapters.psycopg.adk import _values
 from sqlspec.adapters.psycopg.adk._errors import extension_needed
+from sqlspec.adapters.psycopg.adk._jsonl import Progress, TextSink
 from sqlspec.adapters.psycopg.adk._store_sync import SyncStore
 from sqlspec.adapters.psycopg.adk.memory._statements import CHECK_CONFIG
 from sqlspec.adapters.psycopg.adk.memory._store_base import (
@@ -148,6 +150,39 @@ class PsycopgSyncADKMemoryStore(SyncStore, MemoryStoreBase):
         params = prune_params(older_than, app_name, user_id)
         statement = self.statements.count_prunable if dry_run else self.statements.prune
         return self._one(statement, params, read=dry_run) or 0
+
+    def export_jsonl(
+        self,
+        sink: TextSink,
+        *,
+        app_name: str | None = None,
+        user_id: str | None = None,
+        batch_size: int = 1000,
+        progress: Progress | None = None,
+    ) -> dict[str, int]:
+        """Write every memory (deleted ones as their keys) as JSON Lines of kind ``memory``.
+
+        Streams from one snapshot; returns lines written per kind.
+        """
+        _values.check_ids(app_name=app_name, user_id=user_id)
+        return self._export_lines(
+            sink,
+            self.statements.export,
+            {"app_name": app_name, "user_id": user_id},
+            batch_size=batch_size,
+            progress=progress,
+        )
+
+    def import_jsonl(self, source: Iterable[str | bytes]) -> tuple[int, int]:
+        """Load the ``memory`` lines of an export, in one transaction; other lines are left.
+
+        Memories already stored (or deleted) are kept as they are. Returns
+        (imported, skipped).
+        """
+        params = {"config": self.text_search_config}
+        counts = self._import_lines(source, self.statements.import_staged, lambda: params)
+        assert counts is not None  # the statement always returns one row
+        return counts.imported, counts.staged - counts.imported
 
     def count(self) -> int:
         """How many memories the table holds, deleted ones apart."""
