@@ -25,6 +25,18 @@ def test_demo_twice_resumes_the_conversation(dsn: str) -> None:
     assert "I now know 2 thing(s) about you." in second.output
 
 
+def test_a_new_conversation_recalls_the_earlier_one_through_memory(dsn: str) -> None:
+    runner = CliRunner()
+    first = runner.invoke(app, ["demo", "--dsn", dsn])
+    assert first.exit_code == 0, first.output
+    second = runner.invoke(
+        app, ["demo", "--dsn", dsn, "--conversation", "later", "-m", "What is my favourite colour?"]
+    )
+    assert second.exit_code == 0, second.output
+    assert "new conversation 'later'" in second.output
+    assert "Earlier you told me: 'My favourite colour is teal.'." in second.output
+
+
 def test_demo_state_scopes_as_stored(dsn: str) -> None:
     import asyncio
 

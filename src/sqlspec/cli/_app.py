@@ -47,18 +47,28 @@ def demo(
         list[str] | None,
         typer.Option("--message", "-m", help="A user message; repeat for several."),
     ] = None,
+    conversation: Annotated[
+        str,
+        typer.Option(
+            "--conversation",
+            help="The conversation to resume, or start: a new one recalls the others.",
+        ),
+    ] = "demo_session",
     json_output: JsonOption = False,
 ) -> None:
     """Talk to an offline ADK agent whose conversation is stored in PostgreSQL.
 
-    Run it twice: the second run resumes the conversation the first one stored.
+    Run it twice: the second run resumes the conversation the first one stored. Run
+    it with another --conversation: the agent recalls, from memory, what you told it.
     """
     from sqlspec.cli.demo import DEFAULT_MESSAGES, run_demo
 
     messages = tuple(message) if message else DEFAULT_MESSAGES
     check_connection(dsn)
     echo = (lambda _: None) if json_output else typer.echo
-    result = asyncio.run(run_demo(connection_config(dsn), messages=messages, echo=echo))
+    result = asyncio.run(
+        run_demo(connection_config(dsn), messages=messages, echo=echo, conversation=conversation)
+    )
     if json_output:
         session = result.session
         emit_json(

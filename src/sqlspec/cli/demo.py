@@ -1,10 +1,12 @@
-"""The demo: an offline ADK agent whose conversation persists in PostgreSQL.
+"""The demo: an offline ADK agent whose conversations persist in PostgreSQL.
 
 The model is scripted (no network, no API key): for each user message it calls
 the ``remember`` tool, then answers with what it now knows. The tool writes state
 in every scope (``app:``, ``user:``, ``temp:`` and plain), so a run shows what a
 store keeps and what it drops. Running the demo again resumes the conversation
-stored by the previous run.
+stored by the previous run. Each conversation is also added to memory, and the
+agent preloads the memories that match each message: a new conversation
+(``--conversation``) recalls what earlier ones were told.
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ from google.adk.models.llm_request import LlmRequest
 from google.adk.models.llm_response import LlmResponse
 from google.adk.runners import Runner
 from google.adk.sessions.session import Session
+from google.adk.tools.preload_memory_tool import PreloadMemoryTool
 from google.adk.tools.tool_context import ToolContext
 from google.genai import types
 
 from sqlspec.adapters.psycopg import PsycopgAsyncConfig
-from sqlspec.adapters.psycopg.adk import PsycopgAsyncADKStore
-from sqlspec.extensions.adk import SQLSpecSessionService
+from sqlspec.adapters.psycopg.adk import PsycopgAsyncADKMemoryStore, PsycopgAsyncADKStore
+from sqlspec.extensions.adk import SQLSpecMemoryService, SQLSpecSessionService
 
 __all__ = ["DemoResult", "ScriptedLlm", "build_agent", "remember", "run_demo"]
 
@@ -53,7 +56,9 @@ class ScriptedLlm(BaseLlm):
     async def generate_content_async(
         self, llm_request: LlmRequest, stream: bool = False
     ) -> AsyncGenerator[LlmResponse, None]:
-        last = llm_request.contents[-1] if llm_request.contents else None
+        # Memory's preloaded block is context, not the turn to answer.
+        turns = [c for c in llm_request.contents or [] if not _is_memory(c)]
+        last = turns[-1] if turns else None
         parts = (last.parts or []) if last is not None else []
         response = next((p.function_response for p in parts if p.function_response), None)
         if response is not None:
@@ -62,12 +67,27 @@ class ScriptedLlm(BaseLlm):
                 f"Noted: {result.get('remembered')!r}. "
                 f"I now know {result.get('notes_in_session')} thing(s) about you."
             )
+            recalled = [n for n in _recalled(llm_request) if n != result.get("remembered")]
+            if recalled:
+                text += " Earlier you told me: " + "; ".join(map(repr, recalled)) + "."
             yield _response(types.Part(text=text))
             return
         user_text = next((p.text for p in parts if p.text), "")
         yield _response(
             types.Part(function_call=types.FunctionCall(name="remember", args={"note": user_text}))
         )
+
+
+def _is_memory(content: types.Content) -> bool:
+    return any("<PAST_CONVERSATIONS>" in (p.text or "") for p in content.parts or [])
+
+
+def _recalled(llm_request: LlmRequest) -> list[str]:
+    """What the user said in earlier conversations, as memory put it in the request."""
+    texts = [p.text or "" for c in llm_request.contents or [] for p in c.parts or []]
+    block = next((t for t in texts if "<PAST_CONVERSATIONS>" in t), "")
+    said = [line.removeprefix("user: ") for line in block.splitlines() if line.startswith("user: ")]
+    return list(dict.fromkeys(said))
 
 
 def _response(part: types.Part) -> LlmResponse:
@@ -78,12 +98,12 @@ def _response(part: types.Part) -> LlmResponse:
 
 
 def build_agent() -> LlmAgent:
-    """The demo agent: the scripted model with the ``remember`` tool."""
+    """The demo agent: the scripted model with the ``remember`` tool, and memory preloaded."""
     return LlmAgent(
         name="note_taker",
         model=ScriptedLlm(),
         instruction="Remember what the user tells you.",
-        tools=[remember],
+        tools=[remember, PreloadMemoryTool()],
     )
 
 
@@ -100,30 +120,39 @@ async def run_demo(
     connection_config: Mapping[str, Any] | None = None,
     messages: tuple[str, ...] = DEFAULT_MESSAGES,
     echo: Callable[[str], None] = print,
+    conversation: str = SESSION_ID,
 ) -> DemoResult:
     """Run the conversation on the configured server (the embedded one by default)."""
     config = PsycopgAsyncConfig(connection_config=dict(connection_config or {}))
     store = PsycopgAsyncADKStore(config)
     await store.create_tables()
+    memory_store = PsycopgAsyncADKMemoryStore(config)
+    await memory_store.create_tables()
+    memory = SQLSpecMemoryService(memory_store)
     async with SQLSpecSessionService(store) as service:
         session = await service.get_session(
-            app_name=APP_NAME, user_id=USER_ID, session_id=SESSION_ID
+            app_name=APP_NAME, user_id=USER_ID, session_id=conversation
         )
         resumed = session is not None
         if session is None:
             session = await service.create_session(
-                app_name=APP_NAME, user_id=USER_ID, session_id=SESSION_ID
+                app_name=APP_NAME, user_id=USER_ID, session_id=conversation
             )
-            echo(f"new conversation {SESSION_ID!r}")
+            echo(f"new conversation {conversation!r}")
         else:
-            echo(f"resuming conversation {SESSION_ID!r} with {len(session.events)} stored events")
-        runner = Runner(app_name=APP_NAME, agent=build_agent(), session_service=service)
+            echo(f"resuming conversation {conversation!r} with {len(session.events)} stored events")
+        runner = Runner(
+            app_name=APP_NAME,
+            agent=build_agent(),
+            session_service=service,
+            memory_service=memory,
+        )
         replies: list[str] = []
         for message in messages:
             echo(f"user  > {message}")
             content = types.Content(role="user", parts=[types.Part(text=message)])
             async for event in runner.run_async(
-                user_id=USER_ID, session_id=SESSION_ID, new_message=content
+                user_id=USER_ID, session_id=conversation, new_message=content
             ):
                 parts = (event.content.parts or []) if event.content else []
                 text = "".join(p.text or "" for p in parts)
@@ -132,8 +161,9 @@ async def run_demo(
                     echo(f"agent > {text}")
         await runner.close()
         stored = await service.get_session(
-            app_name=APP_NAME, user_id=USER_ID, session_id=SESSION_ID
+            app_name=APP_NAME, user_id=USER_ID, session_id=conversation
         )
         assert stored is not None
+        await memory.add_session_to_memory(stored)
         echo(f"stored: {len(stored.events)} events; state {stored.state}")
         return DemoResult(resumed=resumed, replies=replies, session=stored)
