@@ -1,4 +1,4 @@
-"""Durable Google ADK session storage on PostgreSQL through psycopg 3."""
+"""Durable Google ADK sessions and memory on PostgreSQL through psycopg 3."""
 
 from sqlspec.exceptions import (
     CorruptDataError,
