@@ -121,6 +121,23 @@ class EventInsert:
         )
 
 
+def bump_revision(n: dict[str, sql.Composable], *, checked: bool) -> sql.Composable:
+    """Merge ``%(session_delta)s`` into a live session and bump its revision; return it.
+
+    ``checked``: only if the session is still at ``%(revision)s``.
+    """
+    return sql.SQL(
+        """UPDATE {sessions} SET
+            state = CASE WHEN %(session_delta)s::jsonb IS NULL THEN state
+                         ELSE state || %(session_delta)s::jsonb END,
+            update_time = %(update_time)s,
+            revision = revision + 1
+        WHERE app_name = %(app_name)s AND user_id = %(user_id)s AND id = %(session_id)s
+          {revision} AND {live}
+        RETURNING revision"""
+    ).format(revision=sql.SQL("AND revision = %(revision)s" if checked else ""), live=LIVE, **n)
+
+
 def state_upserts(n: dict[str, sql.Composable], gate: str) -> sql.Composable:
     """CTEs ``new_app`` and ``new_user`` merging ``%(app_delta)s``/``%(user_delta)s``.
 
@@ -362,16 +379,7 @@ def append_event(n: dict[str, sql.Composable]) -> Statement[AppendOutcome]:
     return Statement(
         sql.SQL(
             """WITH ev AS (SELECT %(event)s::json AS j),
-            bumped AS (
-                UPDATE {sessions} SET
-                    state = CASE WHEN %(session_delta)s::jsonb IS NULL THEN state
-                                 ELSE state || %(session_delta)s::jsonb END,
-                    update_time = %(update_time)s,
-                    revision = revision + 1
-                WHERE app_name = %(app_name)s AND user_id = %(user_id)s AND id = %(session_id)s
-                  AND revision = %(revision)s AND {live}
-                RETURNING revision
-            ), inserted AS (
+            bumped AS ({bump}), inserted AS (
                 INSERT INTO {events} (session_id, app_name, user_id, {insert_columns})
                 SELECT %(session_id)s, %(app_name)s, %(user_id)s, {insert_values}
                 FROM ev, bumped, {insert_record}
@@ -393,6 +401,7 @@ def append_event(n: dict[str, sql.Composable]) -> Statement[AppendOutcome]:
             insert_values=insert.values,
             insert_record=insert.record,
             upserts=state_upserts(n, "bumped"),
+            bump=bump_revision(n, checked=True),
             event_json=event_json(),
             live=LIVE,
             **n,
@@ -712,16 +721,7 @@ def import_events(n: dict[str, sql.Composable]) -> Statement[ImportedEvents]:
     insert = EventInsert.of(sql.SQL("st.line"))
     return Statement(
         sql.SQL(
-            """WITH target AS (
-                UPDATE {sessions} SET
-                    state = CASE WHEN %(session_delta)s::jsonb IS NULL THEN state
-                                 ELSE state || %(session_delta)s::jsonb END,
-                    update_time = %(update_time)s,
-                    revision = revision + 1
-                WHERE app_name = %(app_name)s AND user_id = %(user_id)s AND id = %(session_id)s
-                  AND {live}
-                RETURNING revision
-            ), inserted AS (
+            """WITH target AS ({bump}), inserted AS (
                 INSERT INTO {events} (session_id, app_name, user_id, {insert_columns})
                 SELECT %(session_id)s, %(app_name)s, %(user_id)s, {insert_values}
                 FROM sqlspec_staging st, target, {insert_record} ORDER BY st.seq
@@ -735,6 +735,7 @@ def import_events(n: dict[str, sql.Composable]) -> Statement[ImportedEvents]:
             insert_values=insert.values,
             insert_record=insert.record,
             upserts=state_upserts(n, "target"),
+            bump=bump_revision(n, checked=False),
             live=LIVE,
             **n,
         ),
