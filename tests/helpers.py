@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 import tempfile
 import time
@@ -278,3 +279,22 @@ def figures_report(title: str, figures: Counter[str], *, total: bool = False) ->
 def service_uri(dsn: str, scheme: str = "sqlspec", **params: Any) -> str:
     """``dsn`` (a conninfo) as a service URI, with extra query parameters."""
     return f"{scheme}:///?" + urlencode({**conninfo_to_dict(dsn), **params})
+
+
+#: ``%(name)s`` placeholders (and ``%%``), as psycopg turns them into ``$n``.
+_PLACEHOLDER = re.compile(rb"%\((\w+)\)s|%%")
+
+
+def numbered(text: bytes) -> tuple[bytes, list[str]]:
+    """``text`` with psycopg's named placeholders as the server's ``$1``, ``$2``...
+
+    Also returns the parameter names in ``$n`` order, to pass values to ``EXECUTE``.
+    """
+    numbers: dict[bytes, int] = {}
+
+    def number(match: re.Match[bytes]) -> bytes:
+        if match.group(1) is None:
+            return b"%"
+        return b"$%d" % numbers.setdefault(match.group(1), len(numbers) + 1)
+
+    return _PLACEHOLDER.sub(number, text), [name.decode() for name in numbers]

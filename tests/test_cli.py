@@ -156,19 +156,19 @@ def _downgrade_to_version_1(dsn: str) -> None:
 def test_migrate_upgrades_version_1_and_check_says_so(cli: Any, dsn: str, seeded: Any) -> None:
     _downgrade_to_version_1(dsn)
     check = cli("migrate", "--dsn", dsn, "--check", code=1)
-    assert "schema is at version 1; version 2 is available: run `sqlspec-adk migrate`" in (
-        check.stderr
-    )
+    assert (
+        f"schema is at version 1; version {SCHEMA_VERSION} is available: run `sqlspec-adk migrate`"
+    ) in (check.stderr)
     check_json = json.loads(cli("migrate", "--dsn", dsn, "--check", "--json", code=1).stdout)
     assert check_json["from_version"] == 1
     assert check_json["pending"] is True
     done = cli("migrate", "--dsn", dsn)
-    assert "Migrated the schema from version 1 to 2." in done.stdout
+    assert f"Migrated the schema from version 1 to {SCHEMA_VERSION}." in done.stdout
     assert "up to date" in cli("migrate", "--dsn", dsn, "--check").stdout
     assert seeded.get_session(app_name="shop", user_id="alice", session_id="old") is not None
     _downgrade_to_version_1(dsn)
     data = json.loads(cli("migrate", "--dsn", dsn, "--json").stdout)
-    assert (data["from_version"], data["to_version"], data["changed"]) == (1, 2, True)
+    assert (data["from_version"], data["to_version"], data["changed"]) == (1, SCHEMA_VERSION, True)
 
 
 def test_migrate_check_without_tables(cli: Any, dsn: str) -> None:

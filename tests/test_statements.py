@@ -17,33 +17,18 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import re
 from typing import Any
 
 import psycopg
 from psycopg import pq
 from psycopg.rows import class_row
 
+from helpers import numbered
 from sqlspec.adapters.psycopg.adk import _versions
 from sqlspec.adapters.psycopg.adk._jsonl import CREATE_STAGING
 from sqlspec.adapters.psycopg.adk._statement import Statement
 from sqlspec.adapters.psycopg.adk.session import _schema, _statements
 from sqlspec.adapters.psycopg.adk.session._statements import LIST_ORDERS
-
-#: ``%(name)s`` placeholders (and ``%%``), as psycopg turns them into ``$n``.
-_PLACEHOLDER = re.compile(rb"%\((\w+)\)s|%%")
-
-
-def numbered(text: bytes) -> bytes:
-    """``text`` with psycopg's named placeholders as the server's ``$1``, ``$2``..."""
-    numbers: dict[bytes, int] = {}
-
-    def number(match: re.Match[bytes]) -> bytes:
-        if match.group(1) is None:
-            return b"%"
-        return b"$%d" % numbers.setdefault(match.group(1), len(numbers) + 1)
-
-    return _PLACEHOLDER.sub(number, text)
 
 
 def catalogue(store: Any) -> dict[str, Statement[Any]]:
@@ -57,6 +42,9 @@ def catalogue(store: Any) -> dict[str, Statement[Any]]:
         )
     for after, newest in itertools.product((False, True), repeat=2):
         found[f"iter_events({after}, {newest})"] = statements.iter_events(
+            after=after, newest=newest
+        )
+        found[f"get_session({after}, {newest})"] = statements.get_session(
             after=after, newest=newest
         )
     found["schema.objects"] = store.schema.objects
@@ -84,7 +72,7 @@ def declared_records() -> set[type]:
 def result_columns(conn: psycopg.Connection[Any], text: bytes) -> tuple[pq.abc.PGresult, list[str]]:
     """Prepare ``text`` (unnamed, so nothing is left behind) and describe its result."""
     pgconn = conn.pgconn
-    prepared = pgconn.prepare(b"", numbered(text))
+    prepared = pgconn.prepare(b"", numbered(text)[0])
     assert prepared.status == pq.ExecStatus.COMMAND_OK, prepared.error_message.decode()
     described = pgconn.describe_prepared(b"")
     assert described.status == pq.ExecStatus.COMMAND_OK
@@ -144,7 +132,7 @@ class PrunedWithNote:
 
 def test_the_check_catches_drift_on_either_side(sync_store: Any) -> None:
     """A SELECT alias renamed, a column added, a record field no column fills."""
-    get_session = sync_store.statements.get_session
+    get_session = sync_store.statements.get_session(after=False, newest=False)
     renamed = Statement(get_session.query, get_session.row_factory)
     renamed.text = get_session.text.replace(b"AS session_state", b"AS state", 1)
     added = Statement(get_session.query, get_session.row_factory)

@@ -83,6 +83,9 @@ def session_statements(tables: TableNames) -> dict[str, Statement[Any]]:
         found[f"iter_events({after}, {newest})"] = statements.iter_events(
             after=after, newest=newest
         )
+        found[f"get_session({after}, {newest})"] = statements.get_session(
+            after=after, newest=newest
+        )
     found["CREATE_STAGING"] = CREATE_STAGING
     return found
 
@@ -110,10 +113,14 @@ def ddl_text(tables: TableNames | None = None) -> str:
 def test_the_statement_catalogue_finds_every_kind() -> None:
     # The tests below walk these catalogues: they must not come up short.
     statements = session_statements(TableNames())
-    assert {"create_session", "get_session", "append_event", "import_events", "prune"} <= set(
-        statements
-    )
-    assert len(statements) == 14 + 4 + 8 + 4 + 1
+    assert {
+        "create_session",
+        "get_session(False, False)",
+        "append_event",
+        "import_events",
+        "prune",
+    } <= set(statements)
+    assert len(statements) == 12 + 4 + 8 + 4 + 4 + 1
     schema = schema_statements(TableNames())
     assert {"objects", "migrations[1][0]", "migrations[2][0]", "versions.tables_exist"} <= set(
         schema
@@ -195,7 +202,7 @@ def test_derived_names_of_long_tables_are_short_stable_and_distinct() -> None:
 
 def test_the_longest_table_names_still_get_distinct_index_names() -> None:
     schema = SessionSchema(LONGEST)
-    assert len(schema.index_names) == 5
+    assert len(schema.index_names) == 6
     assert all(len(name.encode()) <= MAX_IDENTIFIER_BYTES for name in schema.index_names)
     ddl = ddl_text(LONGEST)
     for name in schema.index_names:
@@ -372,11 +379,11 @@ def test_list_params_refuse_bad_limits_and_orders(limit: Any, order_by: str) -> 
 def test_get_params_pick_the_statement_for_the_config() -> None:
     base = store_base()
     statement, params = base.get_params("app", "u", " s1 ", None)
-    assert statement is base.statements.get_session
+    assert statement is base.statements.get_session(after=False, newest=False)
     assert params == {"app_name": "app", "user_id": "u", "session_id": "s1", "limit": None}
     config = GetSessionConfig(num_recent_events=3, after_timestamp=12.5)
     statement, params = base.get_params("app", "u", "s1", config)
-    assert statement is base.statements.get_session_after
+    assert statement is base.statements.get_session(after=True, newest=True)
     assert (params["limit"], params["after"]) == (3, 12.5)
 
 

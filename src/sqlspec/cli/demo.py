@@ -27,6 +27,7 @@ from google.genai import types
 
 from sqlspec.adapters.psycopg import PsycopgAsyncConfig
 from sqlspec.adapters.psycopg.adk import PsycopgAsyncADKMemoryStore, PsycopgAsyncADKStore
+from sqlspec.exceptions import ImproperConfigurationError
 from sqlspec.extensions.adk import SQLSpecMemoryService, SQLSpecSessionService
 
 __all__ = ["DemoResult", "ScriptedLlm", "build_agent", "remember", "run_demo"]
@@ -107,6 +108,19 @@ def build_agent() -> LlmAgent:
     )
 
 
+async def _memory_or_none(
+    config: PsycopgAsyncConfig, echo: Callable[[str], None]
+) -> SQLSpecMemoryService | None:
+    """The memory service, or ``None`` (and why) where the role may not set its table up."""
+    store = PsycopgAsyncADKMemoryStore(config)
+    try:
+        await store.create_tables()
+    except ImproperConfigurationError as exc:
+        echo(f"(memory is off: {exc})")
+        return None
+    return SQLSpecMemoryService(store)
+
+
 @dataclass(frozen=True)
 class DemoResult:
     """What one demo run did, and the session as stored afterwards."""
@@ -126,9 +140,7 @@ async def run_demo(
     config = PsycopgAsyncConfig(connection_config=dict(connection_config or {}))
     store = PsycopgAsyncADKStore(config)
     await store.create_tables()
-    memory_store = PsycopgAsyncADKMemoryStore(config)
-    await memory_store.create_tables()
-    memory = SQLSpecMemoryService(memory_store)
+    memory = await _memory_or_none(config, echo)
     async with SQLSpecSessionService(store) as service:
         session = await service.get_session(
             app_name=APP_NAME, user_id=USER_ID, session_id=conversation
@@ -164,6 +176,7 @@ async def run_demo(
             app_name=APP_NAME, user_id=USER_ID, session_id=conversation
         )
         assert stored is not None
-        await memory.add_session_to_memory(stored)
+        if memory is not None:
+            await memory.add_session_to_memory(stored)
         echo(f"stored: {len(stored.events)} events; state {stored.state}")
         return DemoResult(resumed=resumed, replies=replies, session=stored)

@@ -29,7 +29,7 @@ from sqlspec.exceptions import ImproperConfigurationError
 __all__ = ["EVENT_COLUMNS", "SCHEMA_VERSION", "SessionSchema", "TableNames"]
 
 #: The schema version this code writes; ``migrate()`` brings older ones up to it.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: Event fields kept in a column of their own, as (column, field, how the column stores it).
 #: Every other field, and the exact float timestamp, lives in ``event_data``. Event
@@ -50,6 +50,21 @@ EVENT_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("error_code", "error_code", "text"),
     ("error_message", "error_message", "text"),
 )
+
+
+def exact_timestamp(alias: str | None = None) -> sql.Composable:
+    """An event's exact float timestamp, as the events order index holds it.
+
+    ``event_data`` keeps it; a row written without it (by hand, with COPY) falls
+    back to the column's microseconds. Written with ``AT TIME ZONE 'UTC'`` so the
+    expression is immutable, as an index needs; statements use this very
+    expression, so the planner matches it to the index.
+    """
+    e = sql.SQL("{}.").format(sql.Identifier(alias)) if alias else sql.SQL("")
+    return sql.SQL(
+        "COALESCE(({e}event_data ->> 'timestamp')::float8, "
+        "extract(epoch FROM ({e}\"timestamp\" AT TIME ZONE 'UTC'))::float8)"
+    ).format(e=e)
 
 
 @dataclass(frozen=True)
@@ -109,6 +124,7 @@ class SessionSchema:
             derived_name(tables.sessions, "state"): tables.sessions,
             derived_name(tables.sessions, "expire_time"): tables.sessions,
             derived_name(tables.events, "session"): tables.events,
+            derived_name(tables.events, "order"): tables.events,
         }
         names: dict[str, Any] = {
             **tables.identifiers(),
@@ -119,6 +135,8 @@ class SessionSchema:
             "idx_state": sql.Identifier(derived_name(tables.sessions, "state")),
             "idx_expire_time": sql.Identifier(derived_name(tables.sessions, "expire_time")),
             "idx_events": sql.Identifier(derived_name(tables.events, "session")),
+            "idx_events_order": sql.Identifier(derived_name(tables.events, "order")),
+            "exact_timestamp": exact_timestamp(),
             "fk_events": sql.Identifier(derived_name(tables.events, "session_fk")),
         }
         #: The DDL that brings the schema to each version from the one before;
@@ -127,6 +145,7 @@ class SessionSchema:
         self.migrations: dict[int, tuple[Statement[Any], ...]] = {
             1: tuple(scalar(sql.SQL(ddl).format(**names)) for ddl in _VERSION_1),
             2: tuple(scalar(sql.SQL(ddl).format(**names)) for ddl in _VERSION_2),
+            3: tuple(scalar(sql.SQL(ddl).format(**names)) for ddl in _VERSION_3),
         }
         objects = [("table", name) for name in tables.all]
         objects += [("index", name) for name in self.index_names]
@@ -200,4 +219,12 @@ _VERSION_2 = (
     "ALTER TABLE {sessions} ADD COLUMN IF NOT EXISTS expire_time TIMESTAMPTZ",
     """CREATE INDEX IF NOT EXISTS {idx_expire_time} ON {sessions} (expire_time)
         WHERE expire_time IS NOT NULL""",
+)
+
+#: Every read of events (the whole history, the newest N, those after a time, the
+#: last one) walks this index in the order it returns, so no plan sorts a
+#: session's events or reads more of them than it returns, statistics or not.
+_VERSION_3 = (
+    """CREATE INDEX IF NOT EXISTS {idx_events_order}
+        ON {events} (app_name, user_id, session_id, "timestamp", ({exact_timestamp}), id)""",
 )

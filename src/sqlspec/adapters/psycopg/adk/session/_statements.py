@@ -16,7 +16,11 @@ from psycopg import sql
 from psycopg.rows import class_row
 
 from sqlspec.adapters.psycopg.adk._statement import Statement, scalar
-from sqlspec.adapters.psycopg.adk.session._schema import EVENT_COLUMNS, TableNames
+from sqlspec.adapters.psycopg.adk.session._schema import (
+    EVENT_COLUMNS,
+    TableNames,
+    exact_timestamp,
+)
 from sqlspec.extensions.adk.session import _codec
 from sqlspec.extensions.adk.session._types import ImportResult
 
@@ -32,11 +36,8 @@ __all__ = [
 #: Columns ``list_sessions`` can order by.
 LIST_ORDERS = ("update_time", "create_time")
 
-#: An event's exact float timestamp; rows written without one (by hand, with
-#: COPY) fall back to the column's microseconds.
-EXACT_TS = sql.SQL(
-    "COALESCE((e.event_data ->> 'timestamp')::float8, extract(epoch FROM e.\"timestamp\")::float8)"
-)
+#: An event's exact float timestamp (alias ``e``), as the events order index holds it.
+EXACT_TS = exact_timestamp("e")
 #: A session past its expire_time is gone for every read and write.
 LIVE = sql.SQL("(expire_time IS NULL OR expire_time > now())")
 #: Events in the order they happened: the index order, then the exact timestamp.
@@ -216,12 +217,20 @@ class StoredSession:
         return _session(self, app_name, user_id, session_id, events)
 
 
-def get_session(n: dict[str, sql.Composable], *, after: bool) -> Statement[StoredSession]:
-    """Load a live session, its merged state and its newest ``%(limit)s`` events, oldest first.
+def get_session(
+    n: dict[str, sql.Composable], *, after: bool, newest: bool
+) -> Statement[StoredSession]:
+    """Load a live session, its merged state and its events, oldest first.
 
-    ``after`` keeps only events at or after ``%(after)s``. The newest events are
-    taken in descending index order, then put back in chronological order.
+    ``after`` keeps only events at or after ``%(after)s``; ``newest`` only the
+    newest ``%(limit)s`` of them, taken walking the events order index backwards,
+    then put back in chronological order.
     """
+    order = sql.SQL(
+        'e."timestamp" DESC, {} DESC, e.id DESC LIMIT %(limit)s'
+        if newest
+        else 'e."timestamp", {}, e.id'
+    )
     return Statement(
         sql.SQL(
             """SELECT s.state::text AS session_state, s.update_time, s.revision,
@@ -231,8 +240,7 @@ def get_session(n: dict[str, sql.Composable], *, after: bool) -> Statement[Store
                     FROM {events} e
                     WHERE e.app_name = s.app_name AND e.user_id = s.user_id
                       AND e.session_id = s.id {after}
-                    ORDER BY e."timestamp" DESC, {exact_ts} DESC, e.id DESC
-                    LIMIT %(limit)s
+                    ORDER BY {order}
                 ) x) AS events
             FROM {sessions} s
             LEFT JOIN {app_states} a ON a.app_name = s.app_name
@@ -243,6 +251,7 @@ def get_session(n: dict[str, sql.Composable], *, after: bool) -> Statement[Store
             event_json=event_json(),
             exact_ts=EXACT_TS,
             after=AFTER if after else sql.SQL(""),
+            order=order.format(EXACT_TS),
             live=LIVE,
             **n,
         ),
@@ -750,8 +759,6 @@ class SessionStatements:
         n: dict[str, sql.Composable] = dict(tables.identifiers())
         self._names = n
         self.create_session = create_session(n)
-        self.get_session = get_session(n, after=False)
-        self.get_session_after = get_session(n, after=True)
         self.delete_session = delete_session(n)
         self.get_user_state = get_user_state(n)
         self.append_event = append_event(n)
@@ -764,8 +771,17 @@ class SessionStatements:
         self.export = export(n)
         self.import_staged = import_staged(n)
         self.import_events = import_events(n)
+        self._gets: dict[tuple[bool, bool], Statement[StoredSession]] = {}
         self._lists: dict[tuple[bool, str, bool], Statement[ListedSession]] = {}
         self._event_streams: dict[tuple[bool, bool], Statement[str]] = {}
+
+    def get_session(self, *, after: bool, newest: bool) -> Statement[StoredSession]:
+        """The load statement for one combination of filters, built on first use."""
+        key = (after, newest)
+        statement = self._gets.get(key)
+        if statement is None:
+            statement = self._gets[key] = get_session(self._names, after=after, newest=newest)
+        return statement
 
     def list_sessions(
         self, *, of_user: bool, order_by: str, paged: bool

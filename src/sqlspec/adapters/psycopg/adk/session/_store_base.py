@@ -132,12 +132,13 @@ class SessionStoreBase:
         """The statement and parameters that load one session as ``config`` asks."""
         params = session_key(app_name, user_id, session_id)
         params["limit"] = None
-        statement = self.statements.get_session
         if config is not None:
             params["limit"] = config.num_recent_events
             if config.after_timestamp is not None:
                 params["after"] = float(config.after_timestamp)
-                statement = self.statements.get_session_after
+        statement = self.statements.get_session(
+            after="after" in params, newest=params["limit"] is not None
+        )
         return statement, params
 
     def iter_events_params(

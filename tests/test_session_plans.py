@@ -1,0 +1,147 @@
+"""Every hot session statement is served by an index, in its order, without statistics.
+
+A new deployment, or a server whose autovacuum has not caught up, has never
+analyzed its tables: plans must not depend on statistics. Each statement runs
+under ``EXPLAIN (ANALYZE, FORMAT JSON)`` on never-analyzed tables holding a
+5,000-event session (writes in a transaction rolled back): no table is scanned
+whole, nothing is sorted but the events returned, and the events read are the
+events returned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from google.adk.events.event import Event
+from google.adk.sessions.base_session_service import GetSessionConfig
+from google.genai import types
+
+from conftest import pool_config
+from sqlspec.adapters.psycopg import PsycopgSyncConfig
+from sqlspec.adapters.psycopg.adk import PsycopgSyncADKStore
+from sqlspec.adapters.psycopg.adk._statement import Statement
+from sqlspec.adapters.psycopg.adk.session._store_base import append_params
+
+EVENTS = 5_000
+T0 = 1_700_000_000.0
+
+
+def said(i: int) -> Event:
+    return Event(
+        author="user",
+        invocation_id="inv",
+        timestamp=T0 + i * 0.5,
+        content=types.Content(role="user", parts=[types.Part(text=f"message {i}")]),
+    )
+
+
+@pytest.fixture(scope="module")
+def loaded(server_dsn: str) -> Iterator[tuple[str, PsycopgSyncADKStore]]:
+    """Tables, never analyzed, with 30 small sessions and one of 5,000 events."""
+    with psycopg.connect(server_dsn, autocommit=True) as conn:
+        conn.execute("DROP SCHEMA IF EXISTS plans CASCADE")
+        conn.execute("CREATE SCHEMA plans")
+    dsn = psycopg.conninfo.make_conninfo(server_dsn, options="-c search_path=plans")
+    config = PsycopgSyncConfig(connection_config=pool_config(dsn))
+    store = PsycopgSyncADKStore(config)
+    store.create_tables()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for table in store.tables.all:  # statistics stay missing however long the run takes
+            conn.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
+    for i in range(30):
+        store.create_session(app_name="app", user_id=f"u{i % 3}", session_id=f"s{i}")
+    store.create_session(app_name="app", user_id="u0", session_id="big")
+    store.import_events(
+        app_name="app", user_id="u0", session_id="big", events=[said(i) for i in range(EVENTS)]
+    )
+    yield dsn, store
+    config.close()
+    with psycopg.connect(server_dsn, autocommit=True) as conn:
+        conn.execute("DROP SCHEMA plans CASCADE")
+
+
+def plan_of(dsn: str, statement: Statement[Any], params: Any) -> list[dict[str, Any]]:
+    """The nodes of the statement's executed plan (anything it wrote is rolled back)."""
+    with psycopg.connect(dsn) as conn:
+        analyzed = conn.execute(
+            "SELECT count(*) FROM pg_stat_user_tables WHERE schemaname = 'plans' "
+            "AND (last_analyze IS NOT NULL OR last_autoanalyze IS NOT NULL)"
+        ).fetchone()
+        assert analyzed == (0,), "the tables must never have been analyzed"
+        row = conn.execute(b"EXPLAIN (ANALYZE, FORMAT JSON) " + statement.text, params).fetchone()
+        conn.rollback()
+    assert row is not None
+    nodes: list[dict[str, Any]] = []
+
+    def walk(node: dict[str, Any]) -> None:
+        nodes.append(node)
+        for child in node.get("Plans", []):
+            walk(child)
+
+    walk(row[0][0]["Plan"])
+    return nodes
+
+
+def assert_served_by_indexes(nodes: list[dict[str, Any]], events_returned: int) -> None:
+    for node in nodes:
+        assert node["Node Type"] != "Seq Scan", node
+        # Putting the newest N back in chronological order sorts N rows: never more.
+        if node["Node Type"] in ("Sort", "Incremental Sort"):
+            assert node["Actual Rows"] <= max(events_returned, 1), node
+    event_scans = [n for n in nodes if n.get("Relation Name") == "adk_events"]
+    read = sum(n["Actual Rows"] * n["Actual Loops"] for n in event_scans)
+    assert read <= events_returned + 1, (read, event_scans)
+
+
+GETS = [
+    pytest.param(None, EVENTS, id="whole"),
+    pytest.param(GetSessionConfig(num_recent_events=10), 10, id="recent-10"),
+    pytest.param(GetSessionConfig(num_recent_events=0), 0, id="recent-0"),
+    pytest.param(GetSessionConfig(after_timestamp=T0 + 2_400), 200, id="after"),
+    pytest.param(
+        GetSessionConfig(after_timestamp=T0 + 10, num_recent_events=10), 10, id="after-recent-10"
+    ),
+]
+
+
+@pytest.mark.parametrize(("config", "returned"), GETS)
+def test_get_session_reads_only_the_events_it_returns(
+    loaded: tuple[str, PsycopgSyncADKStore], config: GetSessionConfig | None, returned: int
+) -> None:
+    dsn, store = loaded
+    statement, params = store.get_params("app", "u0", "big", config)
+    assert_served_by_indexes(plan_of(dsn, statement, params), returned)
+    session = store.get_session(app_name="app", user_id="u0", session_id="big", config=config)
+    assert session is not None
+    assert len(session.events) == returned
+
+
+def test_append_finds_the_session_and_its_revision_through_indexes(
+    loaded: tuple[str, PsycopgSyncADKStore],
+) -> None:
+    dsn, store = loaded
+    session = store.get_session(
+        app_name="app", user_id="u0", session_id="big", config=GetSessionConfig(num_recent_events=0)
+    )
+    assert session is not None
+    params = append_params(session, said(EVENTS), revision=1)
+    assert_served_by_indexes(plan_of(dsn, store.statements.append_event, params), 0)
+    revision = {"app_name": "app", "user_id": "u0", "session_id": "big"}
+    assert_served_by_indexes(plan_of(dsn, store.statements.session_revision, revision), 1)
+
+
+def test_create_list_delete_and_user_state_read_no_table_whole(
+    loaded: tuple[str, PsycopgSyncADKStore],
+) -> None:
+    dsn, store = loaded
+    create = store.create_params("app", "u0", {"k": 1, "app:a": 1, "user:u": 1}, "new", None)
+    assert_served_by_indexes(plan_of(dsn, store.statements.create_session, create), 0)
+    statement, params = store.list_params("app", "u1", None, None, "update_time")
+    assert_served_by_indexes(plan_of(dsn, statement, params), 0)
+    key = {"app_name": "app", "user_id": "u0", "session_id": "s3"}
+    assert_served_by_indexes(plan_of(dsn, store.statements.delete_session, key), 0)
+    user = {"app_name": "app", "user_id": "u0"}
+    assert_served_by_indexes(plan_of(dsn, store.statements.get_user_state, user), 0)
