@@ -14,8 +14,10 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from conftest import pool_config
+from helpers import numbered
 from sqlspec.adapters.psycopg import PsycopgSyncConfig
 from sqlspec.adapters.psycopg.adk import PsycopgSyncADKMemoryStore
 from sqlspec.adapters.psycopg.adk._statement import INDEX_ONLY
@@ -55,7 +57,14 @@ def load(store: PsycopgSyncADKMemoryStore, embedder: HashingEmbedder | None) -> 
         store.add(app_name="app", user_id=f"u{user}", records=records)
 
 
-def scans_of(dsn: str, store: PsycopgSyncADKMemoryStore, text: bytes, params: Any) -> list[Any]:
+def scans_of(
+    dsn: str, store: PsycopgSyncADKMemoryStore, text: bytes, params: Any, *, generic: bool
+) -> list[Any]:
+    """The scans of the statement's plan: as run once, or ``generic`` as once prepared.
+
+    psycopg prepares a statement after a few runs, and PostgreSQL then may plan it
+    once for any parameters: that plan must use the index as well.
+    """
     with psycopg.connect(dsn, autocommit=True) as conn:
         analyzed = conn.execute(
             "SELECT last_analyze, last_autoanalyze FROM pg_stat_user_tables WHERE relname = %s",
@@ -64,7 +73,18 @@ def scans_of(dsn: str, store: PsycopgSyncADKMemoryStore, text: bytes, params: An
         assert analyzed in (None, (None, None)), "the table must never have been analyzed"
         with conn.transaction():
             conn.execute(INDEX_ONLY)  # as the store runs its searches
-            row = conn.execute(b"EXPLAIN (ANALYZE, FORMAT JSON) " + text, params).fetchone()
+            if generic:
+                prepared, names = numbered(text)
+                # The simple protocol: extended would take the $n for its own parameters.
+                result = conn.pgconn.exec_(b"PREPARE search AS " + prepared)
+                assert result.status == psycopg.pq.ExecStatus.COMMAND_OK, result.error_message
+                conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+                values = sql.SQL(", ").join(sql.Literal(params[name]) for name in names)
+                explain = sql.SQL("EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE search({})")
+                row = conn.execute(explain.format(values)).fetchone()
+                conn.execute("DEALLOCATE search")
+            else:
+                row = conn.execute(b"EXPLAIN (ANALYZE, FORMAT JSON) " + text, params).fetchone()
     assert row is not None
     nodes = list(plan_nodes(row[0][0]["Plan"]))
     return [n for n in nodes if n.get("Relation Name") == store.memory_table or "Index Name" in n]
@@ -84,20 +104,24 @@ def assert_indexed(store: PsycopgSyncADKMemoryStore, scans: list[Any]) -> None:
             assert kind == "Bitmap Heap Scan", node
 
 
-def test_text_search_reads_only_matching_memories_through_its_index(dsn: str) -> None:
+@pytest.mark.parametrize("generic", [False, True], ids=["custom-plan", "generic-plan"])
+def test_text_search_reads_only_matching_memories_through_its_index(
+    dsn: str, generic: bool
+) -> None:
     config = PsycopgSyncConfig(connection_config=pool_config(dsn))
     store = PsycopgSyncADKMemoryStore(config)
     store.create_tables()
     load(store, None)
     statement, params = store.search_params("app", "u1", "kyoto flight", 10, None)
-    scans = scans_of(dsn, store, statement.text, params)
+    scans = scans_of(dsn, store, statement.text, params, generic=generic)
     assert_indexed(store, scans)
     heap = next(n for n in scans if n["Node Type"] == "Bitmap Heap Scan")
     assert heap["Actual Rows"] < PER_USER / 10  # the matches, not the user's memories
     config.close()
 
 
-def test_hybrid_search_is_served_by_the_same_index(dsn: str) -> None:
+@pytest.mark.parametrize("generic", [False, True], ids=["custom-plan", "generic-plan"])
+def test_hybrid_search_is_served_by_the_same_index(dsn: str, generic: bool) -> None:
     with psycopg.connect(dsn) as conn:
         if (
             conn.execute("SELECT FROM pg_available_extensions WHERE name = 'vector'").fetchone()
@@ -111,5 +135,5 @@ def test_hybrid_search_is_served_by_the_same_index(dsn: str) -> None:
     load(store, embedder)
     query = "kyoto flight"
     statement, params = store.search_params("app", "u1", query, 10, embedder.embed([query])[0])
-    assert_indexed(store, scans_of(dsn, store, statement.text, params))
+    assert_indexed(store, scans_of(dsn, store, statement.text, params, generic=generic))
     config.close()

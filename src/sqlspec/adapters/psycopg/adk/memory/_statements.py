@@ -77,6 +77,12 @@ _FOUND = sql.SQL(
 )
 
 
+#: The text query, written where it is used: a generic plan (psycopg prepares a
+#: statement after a few runs) keeps it in the index condition only then; from a
+#: FROM item it became a join filter over all of a user's memories.
+_QUERY = sql.SQL("websearch_to_tsquery(%(config)s::regconfig, %(query)s)")
+
+
 def search(m: sql.Composable) -> Statement[FoundMemory]:
     """A user's live memories matching the text query ``%(query)s``, best ranked first.
 
@@ -86,11 +92,11 @@ def search(m: sql.Composable) -> Statement[FoundMemory]:
     return Statement(
         sql.SQL(
             """SELECT {found}
-            FROM {m} m, websearch_to_tsquery(%(config)s::regconfig, %(query)s) AS q
-            WHERE {live} AND m.search_vector @@ q
-            ORDER BY ts_rank(m.search_vector, q) DESC, m.event_time DESC NULLS LAST, m.id
+            FROM {m} m
+            WHERE {live} AND m.search_vector @@ {query}
+            ORDER BY ts_rank(m.search_vector, {query}) DESC, m.event_time DESC NULLS LAST, m.id
             LIMIT %(limit)s"""
-        ).format(m=m, found=_FOUND, live=_LIVE),
+        ).format(m=m, found=_FOUND, live=_LIVE, query=_QUERY),
         class_row(FoundMemory),
         index_only=True,
     )
@@ -113,18 +119,20 @@ def hybrid_search(m: sql.Composable) -> Statement[FoundMemory]:
         sql.SQL(
             """WITH by_text AS (
                 SELECT m.id, row_number() OVER (
-                    ORDER BY ts_rank(m.search_vector, q) DESC, m.event_time DESC NULLS LAST, m.id
-                ) AS rank
-                FROM {m} m, websearch_to_tsquery(%(config)s::regconfig, %(query)s) AS q
-                WHERE {live} AND m.search_vector @@ q
-                ORDER BY rank LIMIT %(candidates)s
-            ), by_vector AS (
-                SELECT m.id, row_number() OVER (
-                    ORDER BY m.embedding <=> %(embedding)s::vector, m.id
+                    ORDER BY ts_rank(m.search_vector, {query}) DESC,
+                        m.event_time DESC NULLS LAST, m.id
                 ) AS rank
                 FROM {m} m
-                WHERE {live} AND m.embedding IS NOT NULL
+                WHERE {live} AND m.search_vector @@ {query}
                 ORDER BY rank LIMIT %(candidates)s
+            ), by_vector AS (
+                SELECT v.id, row_number() OVER (ORDER BY v.distance, v.id) AS rank
+                FROM (
+                    SELECT m.id, m.embedding <=> %(embedding)s::vector AS distance
+                    FROM {m} m
+                    WHERE {live} AND m.embedding IS NOT NULL
+                    ORDER BY distance, m.id LIMIT %(candidates)s
+                ) v
             ), fused AS (
                 SELECT h.id, sum(1.0 / ({k} + h.rank)) AS score
                 FROM (SELECT * FROM by_text UNION ALL SELECT * FROM by_vector) h
@@ -135,7 +143,7 @@ def hybrid_search(m: sql.Composable) -> Statement[FoundMemory]:
             JOIN {m} m ON m.key = ARRAY[%(app_name)s::text, %(user_id)s::text, f.id::text]
             ORDER BY f.score DESC, m.event_time DESC NULLS LAST, m.id
             LIMIT %(limit)s"""
-        ).format(m=m, found=_FOUND, live=_LIVE, k=sql.Literal(RRF_K)),
+        ).format(m=m, found=_FOUND, live=_LIVE, query=_QUERY, k=sql.Literal(RRF_K)),
         class_row(FoundMemory),
         index_only=True,
     )
