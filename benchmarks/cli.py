@@ -20,6 +20,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from benchmarks.database import DSN_ENV, resolve_server, scratch_database
 from benchmarks.impls import IMPLEMENTATIONS, build_impls
+from benchmarks.memory import MEMORY_IMPLEMENTATIONS, scenario_memory
 from benchmarks.options import SCENARIOS, Sizes, quick_sizes
 from benchmarks.report import Report, render
 from benchmarks.scenarios import SCENARIO_FUNCTIONS, Context
@@ -27,6 +28,9 @@ from sqlspec.adapters.psycopg import PsycopgSyncConfig
 from sqlspec.adapters.psycopg.adk import PsycopgSyncADKStore
 
 __all__ = ["app", "main", "run_benchmarks"]
+
+#: What runs each scenario, by name.
+RUNNERS = {**SCENARIO_FUNCTIONS, "memory": scenario_memory}
 
 app = typer.Typer(add_completion=False, help=__doc__, rich_markup_mode="rich")
 
@@ -92,12 +96,13 @@ async def run_benchmarks(
             reader=reader,
             status=status,
             verbose=verbose,
+            selected=impl_keys,
             notes=notes,
         )
         try:
             for name in scenarios:
                 await _between_scenarios(ctx)
-                await SCENARIO_FUNCTIONS[name](ctx)
+                await RUNNERS[name](ctx)
         finally:
             for impl in opened:
                 try:
@@ -150,13 +155,16 @@ def bench(
         list[str] | None,
         typer.Option(
             help="Run only these scenarios (repeat, or comma-separate): "
-            f"{', '.join(SCENARIOS)}, or their numbers 1-6."
+            f"{', '.join(SCENARIOS)}, or their numbers 1-{len(SCENARIOS)}."
         ),
     ] = None,
     impl: Annotated[
         list[str] | None,
         typer.Option(
-            help="Run only these implementations: " + ", ".join(cls.key for cls in IMPLEMENTATIONS)
+            help="Run only these implementations: "
+            + ", ".join(cls.key for cls in IMPLEMENTATIONS)
+            + "; in the memory scenario: "
+            + ", ".join(MEMORY_IMPLEMENTATIONS)
         ),
     ] = None,
     json_out: Annotated[
@@ -233,6 +241,31 @@ def bench(
     export_large: Annotated[
         int | None, typer.Option(help=_h("6: events of the large export.", "export_large"))
     ] = None,
+    memory_batch: Annotated[
+        int | None,
+        typer.Option(help=_h("7: events per add_events_to_memory call.", "memory_batch")),
+    ] = None,
+    memory_batches: Annotated[
+        int | None, typer.Option(help=_h("7: timed add_events_to_memory calls.", "memory_batches"))
+    ] = None,
+    memory_small: Annotated[
+        int | None, typer.Option(help=_h("7: memories of the small table.", "memory_small"))
+    ] = None,
+    memory_large: Annotated[
+        int | None, typer.Option(help=_h("7: memories of the large table.", "memory_large"))
+    ] = None,
+    memory_per_user: Annotated[
+        int | None,
+        typer.Option(help=_h("7: memories per user in both tables.", "memory_per_user")),
+    ] = None,
+    memory_heavy: Annotated[
+        int | None,
+        typer.Option(help=_h("7: memories of the heavy user (large table).", "memory_heavy")),
+    ] = None,
+    memory_searches: Annotated[
+        int | None,
+        typer.Option(help=_h("7: timed searches per row and table state.", "memory_searches")),
+    ] = None,
 ) -> None:
     """Benchmark the sqlspec ADK stores against ADK's DatabaseSessionService and a raw floor.
 
@@ -246,7 +279,7 @@ def bench(
     }
     sizes = (quick_sizes() if quick else Sizes()).with_overrides(overrides)
     names = _scenario_names(scenario)
-    keys = {cls.key for cls in IMPLEMENTATIONS}
+    keys = {cls.key for cls in IMPLEMENTATIONS} | set(MEMORY_IMPLEMENTATIONS)
     chosen = set(impl or [])
     if chosen - keys:
         raise typer.BadParameter(

@@ -1,4 +1,4 @@
-"""Sizes of a run: the defaults (a full run, ~10 minutes on 2 cores) and ``--quick``."""
+"""Sizes of a run: the defaults (a full run, ~15 minutes on 2 cores) and ``--quick``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,15 @@ from typing import Any
 __all__ = ["SCENARIOS", "Sizes", "quick_sizes"]
 
 #: Scenario names, in run order (``--scenario`` also takes their numbers).
-SCENARIOS: tuple[str, ...] = ("append", "get", "recent", "list", "concurrency", "bulk")
+SCENARIOS: tuple[str, ...] = (
+    "append",
+    "get",
+    "recent",
+    "list",
+    "concurrency",
+    "bulk",
+    "memory",
+)
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,16 @@ class Sizes:
     append_sample: int = 300
     export_small: int = 10_000
     export_large: int = 1_000_000
+    #: 7. Memory: events per add_events_to_memory call and timed calls; the two table
+    #: sizes (memories spread over users of ``memory_per_user`` each), the heavy user's
+    #: memories (in the large table); timed searches per row and table state.
+    memory_batch: int = 1_000
+    memory_batches: int = 20
+    memory_small: int = 10_000
+    memory_large: int = 1_000_000
+    memory_per_user: int = 1_000
+    memory_heavy: int = 100_000
+    memory_searches: int = 200
 
     def with_overrides(self, overrides: dict[str, Any]) -> Sizes:
         """A copy with the given (non-``None``) fields replaced."""
@@ -84,4 +102,10 @@ def quick_sizes() -> Sizes:
         append_sample=20,
         export_small=200,
         export_large=2_000,
+        memory_batches=3,
+        memory_small=1_000,
+        memory_large=10_000,
+        memory_per_user=100,
+        memory_heavy=5_000,
+        memory_searches=20,
     )

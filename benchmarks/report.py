@@ -13,10 +13,11 @@ from rich.text import Text
 
 from benchmarks.impls import IMPLEMENTATIONS
 from benchmarks.measure import Result
+from benchmarks.memory import HYBRID, MEMORY_FAMILIES, S7, TEXT
 
 __all__ = ["Report", "Target", "evaluate_targets", "render"]
 
-_FAMILY = {cls.label: cls.family for cls in IMPLEMENTATIONS}
+_FAMILY = {cls.label: cls.family for cls in IMPLEMENTATIONS} | MEMORY_FAMILIES
 _ASYNC = {cls.label: cls.is_async for cls in IMPLEMENTATIONS}
 _FLOOR_ASYNC = "raw psycopg · async (floor)"
 _FLOOR_SYNC = "raw psycopg · sync (floor)"
@@ -98,7 +99,8 @@ def render(report: Report, console: Console) -> None:
         caption=(
             "x floor: this row's time over the raw floor's of the same mode (1.00x = floor). "
             "ADK ÷: the fastest ADK DatabaseSessionService's time over this row's "
-            "(5x = five times faster than ADK). Throughput rows compare time per append."
+            "(5x = five times faster than ADK; in 7 memory, ADK's InMemoryMemoryService, "
+            "in-process). Throughput rows compare time per append (per memory)."
         ),
         show_lines=False,
         expand=False,
@@ -242,4 +244,36 @@ def evaluate_targets(results: list[Result]) -> list[Target]:
         out.append(_judge(name, value, value < 50, unit="MB"))
     if not growth:
         out.append(_judge("export peak RSS growth < 50 MB", None, False))
+    out += _memory_targets(results)
+    return out
+
+
+def _short(n: float) -> str:
+    """10000 -> 10k, 1000000 -> 1M."""
+    for size, unit in ((1_000_000, "M"), (1_000, "k")):
+        if n >= size and n % size == 0:
+            return f"{int(n) // size}{unit}"
+    return f"{int(n):,}"
+
+
+def _memory_targets(results: list[Result]) -> list[Target]:
+    """Memory search on the large table within 3x of the small one, per mode and table state."""
+    out: list[Target] = []
+    for impl, mode in ((TEXT, "text"), (HYBRID, "hybrid")):
+        for phase, state in ((0.0, "fresh"), (1.0, "analyzed")):
+            rows = [
+                r
+                for r in _rows(results, S7, impl)
+                if r.n and "memory_table" in r.metrics and r.metrics.get("memory_phase") == phase
+            ]
+            rows.sort(key=lambda r: r.metrics["memory_table"])
+            small, large = (rows[0], rows[-1]) if len(rows) >= 2 else (None, None)
+            sizes = "1M vs 10k"
+            value = None
+            if small is not None and large is not None:
+                sizes = f"{_short(large.metrics['memory_table'])} vs "
+                sizes += _short(small.metrics["memory_table"])
+                value = large.median / small.median
+            name = f"memory search, {sizes} memories: within 3x ({mode}, {state})"
+            out.append(_judge(name, value, (value or 99) <= 3))
     return out

@@ -1,4 +1,6 @@
-"""The six scenarios. Each one seeds what it reads, warms up, then times every implementation.
+"""The scenarios. Each one seeds what it reads, warms up, then times every implementation.
+
+The memory scenario (7) lives in :mod:`benchmarks.memory`; the command line adds it.
 
 Latency series are interleaved across implementations (see :mod:`benchmarks.measure`).
 A failure of one implementation in one scenario becomes an error row; the run goes on.
@@ -57,6 +59,8 @@ class Context:
     reader: PsycopgSyncADKStore
     status: Callable[[str], None]
     verbose: bool = False
+    #: The ``--impl`` keys chosen, ``None`` for all (the memory scenario reads its own).
+    selected: set[str] | None = None
     results: list[Result] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 

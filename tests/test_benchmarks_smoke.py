@@ -48,6 +48,13 @@ TINY = {
     "--append-sample": 5,
     "--export-small": 20,
     "--export-large": 60,
+    "--memory-batch": 200,
+    "--memory-batches": 2,
+    "--memory-small": 200,
+    "--memory-large": 1000,
+    "--memory-per-user": 20,
+    "--memory-heavy": 500,
+    "--memory-searches": 3,
 }
 
 
@@ -88,6 +95,7 @@ def test_every_scenario_runs_without_errors(quick_run: dict[str, Any]) -> None:
         "4 list",
         "5 concurrency",
         "6 bulk",
+        "7 memory",
     }
     assert "targets" in quick_run["stdout"]
 
@@ -108,3 +116,18 @@ def test_the_table_has_the_adk_peer_rows(quick_run: dict[str, Any]) -> None:
     assert set(ADK_PEERS) <= measured
     for label in ADK_PEERS:
         assert label in quick_run["stdout"]
+
+
+@pytest.mark.slow
+def test_the_memory_scenario_has_its_rows(quick_run: dict[str, Any]) -> None:
+    rows = [row for row in quick_run["results"] if row["scenario"] == "7 memory"]
+    measured = {row["impl"] for row in rows if row["median_ms"] is not None}
+    assert "sqlspec async · memory service (text)" in measured
+    assert any(impl.startswith("ADK InMemoryMemoryService") for impl in measured)
+    # The hybrid rows run where the server has pgvector, and say why not elsewhere.
+    hybrid = "sqlspec async · memory service (hybrid)" in measured
+    assert hybrid or any("hybrid rows skipped" in note for note in quick_run["notes"])
+    searches = [row for row in rows if row["operation"].startswith("search_memory")]
+    assert any("fresh table" in row["operation"] for row in searches)
+    assert any("VACUUM (ANALYZE)" in row["operation"] for row in searches)
+    assert any(row["name"].startswith("memory search") for row in quick_run["targets"])
