@@ -1,4 +1,4 @@
-"""``sqlspec-adk``: run the demo and operate a session store from a terminal.
+"""``sqlspec-adk``: run the demo and operate the session and memory stores from a terminal.
 
 Every command takes the server from ``--dsn`` or ``$SQLSPEC_DSN``; with neither,
 it uses the embedded PostgreSQL. ``--json`` prints JSON for scripts; errors end a
@@ -35,7 +35,7 @@ app = typer.Typer(
 
 @app.callback()
 def root() -> None:
-    """ADK session storage on PostgreSQL: demo and administration."""
+    """ADK sessions and memory on PostgreSQL: demo and administration."""
 
 
 @app.command()
