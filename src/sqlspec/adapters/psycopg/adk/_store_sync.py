@@ -5,14 +5,14 @@
 
 A store's call is one statement, run as its own transaction in one round trip
 (:meth:`SyncStore._run`). Schema changes run under one advisory lock and record
-the wing's version (:meth:`SyncStore._migrate`). The sync twin of this file is
+the wing's version (:meth:`SyncStore.migrate`). The sync twin of this file is
 generated from it by ``tools/async_to_sync.py``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import psycopg
 from psycopg import Connection
@@ -30,6 +30,7 @@ from sqlspec.adapters.psycopg.adk._jsonl import (
 from sqlspec.adapters.psycopg.adk._statement import INDEX_ONLY, Statement
 from sqlspec.adapters.psycopg.adk._versions import (
     VersionStatements,
+    WingSchema,
     pending_versions,
     recorded_version,
 )
@@ -37,10 +38,13 @@ from sqlspec.adapters.psycopg.adk._versions import (
 __all__ = ["SyncStore"]
 
 Row = TypeVar("Row")
+SchemaT = TypeVar("SchemaT", bound=WingSchema)
 
 
-class SyncStore:
-    """The connection side of a store: where its statements run."""
+class SyncStore(Generic[SchemaT]):
+    """The connection side of a store: where its statements run, and its wing's schema."""
+
+    schema: SchemaT
 
     def __init__(self, config: PsycopgSyncConfig) -> None:
         self.config = config
@@ -96,28 +100,27 @@ class SyncStore:
         rows = self._run(statement, params, read=read)
         return rows[0] if rows else None
 
-    def _schema_version(self, versions: VersionStatements) -> int | None:
-        """The version a table set is recorded at; ``None`` if its tables do not exist."""
+    def schema_version(self) -> int | None:
+        """The schema version recorded in the database; ``None`` if the tables do not exist."""
+        versions = self.schema.versions
         tables = self._one(versions.tables_exist, read=True)
         recorded = None
         if tables is not None and tables.schema_table_exists:
             recorded = self._one(versions.read, read=True)
         return (tables and recorded_version(recorded, tables)) or None
 
-    def _migrate(
-        self,
-        versions: VersionStatements,
-        migrations: Mapping[int, tuple[Statement[Any], ...]],
-        *,
-        repair: bool = False,
-    ) -> tuple[int, int]:
-        """Bring a table set to its latest version in one transaction; return (from, to).
+    def migrate(self, *, repair: bool = False) -> tuple[int, int]:
+        """Create or upgrade the schema in place, in one transaction; return (from, to) versions.
 
         With ``repair``, every version's DDL runs again (all of it is idempotent),
         recreating tables and indexes that were dropped.
+
+        Raises:
+            SchemaVersionError: the database holds a version newer than this library knows.
         """
+        versions, migrations = self.schema.versions, self.schema.migrations
         latest = max(migrations)
-        if not repair and self._schema_version(versions) == latest:
+        if not repair and self.schema_version() == latest:
             # Up to date: no DDL, so a role that may only read and write rows can call it.
             return latest, latest
         with translate_errors():

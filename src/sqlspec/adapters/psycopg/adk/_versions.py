@@ -9,7 +9,9 @@ table (and may share the state tables).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from psycopg import sql
 from psycopg.rows import class_row
@@ -21,6 +23,7 @@ __all__ = [
     "SCHEMA_TABLE",
     "SchemaTables",
     "VersionStatements",
+    "WingSchema",
     "pending_versions",
     "recorded_version",
 ]
@@ -30,6 +33,16 @@ SCHEMA_TABLE = "sqlspec_adk_schema"
 
 #: Serializes schema changes in a database.
 LOCK_KEY = int.from_bytes(hashlib.sha1(b"sqlspec.adk.schema").digest()[:8], "big", signed=True)
+
+
+class WingSchema(Protocol):
+    """What a wing's schema module gives its store: where its version is recorded, its DDL."""
+
+    @property
+    def versions(self) -> VersionStatements: ...
+
+    @property
+    def migrations(self) -> Mapping[int, tuple[Statement[Any], ...]]: ...
 
 
 @dataclass(frozen=True, slots=True)

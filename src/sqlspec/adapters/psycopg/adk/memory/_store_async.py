@@ -18,6 +18,7 @@ from sqlspec.adapters.psycopg.adk import _values
 from sqlspec.adapters.psycopg.adk._errors import extension_needed
 from sqlspec.adapters.psycopg.adk._jsonl import Progress, TextSink
 from sqlspec.adapters.psycopg.adk._store_async import AsyncStore
+from sqlspec.adapters.psycopg.adk.memory._schema import MemorySchema
 from sqlspec.adapters.psycopg.adk.memory._statements import CHECK_CONFIG
 from sqlspec.adapters.psycopg.adk.memory._store_base import (
     MemoryStoreBase,
@@ -30,7 +31,7 @@ from sqlspec.extensions.adk.memory._codec import MemoryRecord
 __all__ = ["PsycopgAsyncADKMemoryStore"]
 
 
-class PsycopgAsyncADKMemoryStore(AsyncStore, MemoryStoreBase):
+class PsycopgAsyncADKMemoryStore(MemoryStoreBase, AsyncStore[MemorySchema]):
     """ADK memories in PostgreSQL, found by full-text search, through a pool.
 
     Args:
@@ -92,13 +93,9 @@ class PsycopgAsyncADKMemoryStore(AsyncStore, MemoryStoreBase):
         check_vector_type(declared, self.embedding_dimension)
 
     async def migrate(self, *, repair: bool = False) -> tuple[int, int]:
-        """Create or upgrade the schema in place, in one transaction; return (from, to) versions."""
+        """Create or upgrade the memory table in place; it needs the ``btree_gin`` extension."""
         with extension_needed("btree_gin", "memory search"):
-            return await self._migrate(self.schema.versions, self.schema.migrations, repair=repair)
-
-    async def schema_version(self) -> int | None:
-        """The schema version recorded in the database; ``None`` if the table does not exist."""
-        return await self._schema_version(self.schema.versions)
+            return await super().migrate(repair=repair)
 
     async def add(self, *, app_name: str, user_id: str, records: Sequence[MemoryRecord]) -> int:
         """Store memories, all in one statement; those stored (or deleted) before are kept.

@@ -21,6 +21,7 @@ from sqlspec.adapters.psycopg.adk import _values
 from sqlspec.adapters.psycopg.adk._errors import extension_needed
 from sqlspec.adapters.psycopg.adk._jsonl import Progress, TextSink
 from sqlspec.adapters.psycopg.adk._store_sync import SyncStore
+from sqlspec.adapters.psycopg.adk.memory._schema import MemorySchema
 from sqlspec.adapters.psycopg.adk.memory._statements import CHECK_CONFIG
 from sqlspec.adapters.psycopg.adk.memory._store_base import (
     MemoryStoreBase,
@@ -33,7 +34,7 @@ from sqlspec.extensions.adk.memory._codec import MemoryRecord
 __all__ = ["PsycopgSyncADKMemoryStore"]
 
 
-class PsycopgSyncADKMemoryStore(SyncStore, MemoryStoreBase):
+class PsycopgSyncADKMemoryStore(MemoryStoreBase, SyncStore[MemorySchema]):
     """ADK memories in PostgreSQL, found by full-text search, through a pool.
 
     Args:
@@ -95,13 +96,9 @@ class PsycopgSyncADKMemoryStore(SyncStore, MemoryStoreBase):
         check_vector_type(declared, self.embedding_dimension)
 
     def migrate(self, *, repair: bool = False) -> tuple[int, int]:
-        """Create or upgrade the schema in place, in one transaction; return (from, to) versions."""
+        """Create or upgrade the memory table in place; it needs the ``btree_gin`` extension."""
         with extension_needed("btree_gin", "memory search"):
-            return self._migrate(self.schema.versions, self.schema.migrations, repair=repair)
-
-    def schema_version(self) -> int | None:
-        """The schema version recorded in the database; ``None`` if the table does not exist."""
-        return self._schema_version(self.schema.versions)
+            return super().migrate(repair=repair)
 
     def add(self, *, app_name: str, user_id: str, records: Sequence[MemoryRecord]) -> int:
         """Store memories, all in one statement; those stored (or deleted) before are kept.

@@ -22,6 +22,7 @@ from sqlspec.adapters.psycopg.adk import _values
 from sqlspec.adapters.psycopg.adk._errors import translate_errors
 from sqlspec.adapters.psycopg.adk._jsonl import Progress, TextSink
 from sqlspec.adapters.psycopg.adk._store_async import AsyncStore
+from sqlspec.adapters.psycopg.adk.session._schema import SessionSchema
 from sqlspec.adapters.psycopg.adk.session._store_base import (
     EventBatch,
     SessionStoreBase,
@@ -40,7 +41,7 @@ from sqlspec.extensions.adk.session._types import ImportResult, SessionPage
 __all__ = ["PsycopgAsyncADKStore"]
 
 
-class PsycopgAsyncADKStore(AsyncStore, SessionStoreBase):
+class PsycopgAsyncADKStore(SessionStoreBase, AsyncStore[SessionSchema]):
     """ADK sessions, events and app/user state in PostgreSQL, through a pool.
 
     Args:
@@ -77,24 +78,10 @@ class PsycopgAsyncADKStore(AsyncStore, SessionStoreBase):
     async def create_tables(self) -> None:
         """Create the tables and indexes, or bring them up to date; safe to call concurrently.
 
-        The same as :meth:`migrate`.
+        The same as :meth:`migrate`, which also takes ``repair=True`` (every version's
+        DDL again, recreating dropped tables and indexes).
         """
         await self.migrate()
-
-    async def migrate(self, *, repair: bool = False) -> tuple[int, int]:
-        """Create or upgrade the schema in place, in one transaction; return (from, to) versions.
-
-        With ``repair``, every version's DDL runs again, recreating dropped
-        tables and indexes.
-
-        Raises:
-            SchemaVersionError: the database holds a version newer than this library knows.
-        """
-        return await self._migrate(self.schema.versions, self.schema.migrations, repair=repair)
-
-    async def schema_version(self) -> int | None:
-        """The schema version recorded in the database; ``None`` if the tables do not exist."""
-        return await self._schema_version(self.schema.versions)
 
     async def prune(
         self,

@@ -25,6 +25,7 @@ from sqlspec.adapters.psycopg.adk import _values
 from sqlspec.adapters.psycopg.adk._errors import translate_errors
 from sqlspec.adapters.psycopg.adk._jsonl import Progress, TextSink
 from sqlspec.adapters.psycopg.adk._store_sync import SyncStore
+from sqlspec.adapters.psycopg.adk.session._schema import SessionSchema
 from sqlspec.adapters.psycopg.adk.session._store_base import (
     EventBatch,
     SessionStoreBase,
@@ -43,7 +44,7 @@ from sqlspec.extensions.adk.session._types import ImportResult, SessionPage
 __all__ = ["PsycopgSyncADKStore"]
 
 
-class PsycopgSyncADKStore(SyncStore, SessionStoreBase):
+class PsycopgSyncADKStore(SessionStoreBase, SyncStore[SessionSchema]):
     """ADK sessions, events and app/user state in PostgreSQL, through a pool.
 
     Args:
@@ -80,24 +81,10 @@ class PsycopgSyncADKStore(SyncStore, SessionStoreBase):
     def create_tables(self) -> None:
         """Create the tables and indexes, or bring them up to date; safe to call concurrently.
 
-        The same as :meth:`migrate`.
+        The same as :meth:`migrate`, which also takes ``repair=True`` (every version's
+        DDL again, recreating dropped tables and indexes).
         """
         self.migrate()
-
-    def migrate(self, *, repair: bool = False) -> tuple[int, int]:
-        """Create or upgrade the schema in place, in one transaction; return (from, to) versions.
-
-        With ``repair``, every version's DDL runs again, recreating dropped
-        tables and indexes.
-
-        Raises:
-            SchemaVersionError: the database holds a version newer than this library knows.
-        """
-        return self._migrate(self.schema.versions, self.schema.migrations, repair=repair)
-
-    def schema_version(self) -> int | None:
-        """The schema version recorded in the database; ``None`` if the tables do not exist."""
-        return self._schema_version(self.schema.versions)
 
     def prune(
         self,
