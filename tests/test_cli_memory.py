@@ -139,3 +139,44 @@ def test_an_export_without_a_memory_table_has_no_memory_lines(cli: Any, dsn: str
     result = cli("export", "-", "--dsn", dsn)
     assert result.stdout == ""
     assert "memories" not in result.stderr
+
+
+def test_memory_init_recreates_a_dropped_search_index(cli: Any, dsn: str) -> None:
+    cli("memory", "init", "--dsn", dsn)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("DROP INDEX idx_adk_memories_user_search")
+    cli("init", "--dsn", dsn)
+    doctor = {
+        c["name"]: c for c in json.loads(cli("doctor", "--dsn", dsn, "--json").stdout)["checks"]
+    }
+    assert doctor["memory"]["status"] == "warning"
+    assert "sqlspec-adk memory init" in doctor["memory"]["advice"]
+    cli("memory", "init", "--dsn", dsn)
+    doctor = {
+        c["name"]: c for c in json.loads(cli("doctor", "--dsn", dsn, "--json").stdout)["checks"]
+    }
+    assert doctor["memory"]["status"] == "ok"
+
+
+def test_import_skips_memory_lines_that_could_not_be_read_back(
+    cli: Any, dsn: str, tmp_path: Any
+) -> None:
+    lines = [
+        {"kind": "memory", "app_name": "shop", "user_id": "alice", "id": "no-content"},
+        {"kind": "memory", "app_name": "shop", "user_id": "alice", "content": {"parts": []}},
+        {
+            "kind": "memory",
+            "app_name": "shop",
+            "user_id": "alice",
+            "id": "fine",
+            "text": "a kettle",
+            "custom_metadata": None,
+            "content": {"parts": [{"text": "a kettle"}], "role": "user"},
+        },
+    ]
+    path = tmp_path / "memories.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    data = json.loads(cli("import", str(path), "--dsn", dsn, "--json").stdout)
+    assert (data["imported"]["memory"], data["skipped"]["memory"]) == (1, 2)
+    found = json.loads(cli("memory", "search", "kettle", *WHO, "--dsn", dsn, "--json").stdout)
+    assert [(m["id"], m["custom_metadata"]) for m in found] == [("fine", {})]

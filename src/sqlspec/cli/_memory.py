@@ -61,9 +61,11 @@ def _text(memory: MemoryEntry) -> str:
 @memory_app.command("init")
 @guarded
 def init(dsn: DsnOption = None, json_output: JsonOption = False) -> None:
-    """Create the memory table and its index (an existing one is brought up to date)."""
+    """Create the memory table and its index, or bring them up to date and recreate what is gone."""
     with open_memory_store(dsn) as store:
         before = store.schema_version() or 0
+        # Every step again (all idempotent): a dropped index comes back too.
+        store.migrate(repair=True)
         store.create_tables()
         after = store.schema_version()
     if json_output:

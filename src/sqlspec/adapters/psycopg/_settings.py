@@ -1,6 +1,6 @@
 """Validation of ``connection_config``, shared by the sync and async configs.
 
-The seed documents one flat mapping that mixes pool settings, libpq connection
+``connection_config`` is one flat mapping that mixes pool settings, libpq connection
 parameters and psycopg connection options; this module sorts them once so both
 configs build their pool from the same, already-checked settings.
 """

@@ -149,19 +149,19 @@ def hybrid_search(m: sql.Composable) -> Statement[FoundMemory]:
     )
 
 
-def delete(m: sql.Composable) -> Statement[int]:
+def delete(m: sql.Composable, *, vectors: bool) -> Statement[int]:
     """Forget a memory: only its key stays, so it is never stored again; returns 0 or 1."""
     return scalar(
         sql.SQL(
             """WITH gone AS (
                 UPDATE {m} SET delete_time = now(), session_id = NULL, author = NULL,
                     event_time = NULL, "timestamp" = NULL, content = NULL,
-                    custom_metadata = '{{}}'::jsonb, search_text = ''
+                    custom_metadata = '{{}}'::jsonb, search_text = '' {embedding}
                 WHERE key = ARRAY[%(app_name)s::text, %(user_id)s::text, %(memory_id)s::text]
                   AND delete_time IS NULL
                 RETURNING 1
             ) SELECT count(*) FROM gone"""
-        ).format(m=m)
+        ).format(m=m, embedding=sql.SQL(", embedding = NULL" if vectors else ""))
     )
 
 
@@ -231,11 +231,17 @@ def import_staged(m: sql.Composable, *, vectors: bool) -> Statement[ImportedMemo
 
     A memory whose key is stored already is kept as it is; a deleted one comes in
     as its key, so it stays deleted. Text is searched with the store's configuration.
+    A line without its key, or a live memory without content, is skipped: it could
+    not be read back.
     """
     return Statement(
         sql.SQL(
             """WITH lines AS (
-                SELECT st.seq, st.line FROM sqlspec_staging st WHERE st.line ->> 'kind' = 'memory'
+                SELECT st.seq, st.line FROM sqlspec_staging st
+                WHERE st.line ->> 'kind' = 'memory' AND st.line ->> 'app_name' IS NOT NULL
+                  AND st.line ->> 'user_id' IS NOT NULL AND st.line ->> 'id' IS NOT NULL
+                  AND (json_typeof(st.line -> 'content') = 'object'
+                       OR st.line ->> 'delete_time' IS NOT NULL)
             ), added AS (
                 INSERT INTO {m} (app_name, user_id, id, session_id, author, event_time,
                     "timestamp", content, custom_metadata, search_config, search_text,
@@ -243,9 +249,9 @@ def import_staged(m: sql.Composable, *, vectors: bool) -> Statement[ImportedMemo
                 SELECT l.line ->> 'app_name', l.line ->> 'user_id', l.line ->> 'id',
                     l.line ->> 'session_id', l.line ->> 'author',
                     (l.line ->> 'event_time')::float8, l.line ->> 'timestamp',
-                    CASE WHEN json_typeof(l.line -> 'content') = 'object'
-                         THEN l.line -> 'content' END,
-                    COALESCE((l.line -> 'custom_metadata')::jsonb, '{{}}'::jsonb),
+                    CASE WHEN l.line ->> 'delete_time' IS NULL THEN l.line -> 'content' END,
+                    CASE WHEN json_typeof(l.line -> 'custom_metadata') = 'object'
+                         THEN (l.line -> 'custom_metadata')::jsonb ELSE '{{}}'::jsonb END,
                     %(config)s::regconfig, COALESCE(l.line ->> 'text', ''),
                     COALESCE((l.line ->> 'create_time')::timestamptz, now()),
                     (l.line ->> 'delete_time')::timestamptz {embedding_value}
@@ -254,7 +260,8 @@ def import_staged(m: sql.Composable, *, vectors: bool) -> Statement[ImportedMemo
                 RETURNING 1
             )
             SELECT (SELECT count(*) FROM added) AS imported,
-                   (SELECT count(*) FROM lines) AS staged"""
+                   (SELECT count(*) FROM sqlspec_staging
+                    WHERE line ->> 'kind' = 'memory') AS staged"""
         ).format(
             m=m,
             embedding_column=sql.SQL(", embedding" if vectors else ""),
@@ -276,7 +283,7 @@ class MemoryStatements:
         self.add = add(m, vectors=vectors)
         self.search = search(m)
         self.hybrid_search = hybrid_search(m)
-        self.delete = delete(m)
+        self.delete = delete(m, vectors=vectors)
         self.prune = prune(m, dry_run=False)
         self.count_prunable = prune(m, dry_run=True)
         self.export = export(m, vectors=vectors)

@@ -41,8 +41,9 @@ class PsycopgAsyncADKMemoryStore(MemoryStoreBase, AsyncStore[MemorySchema]):
             queries are stemmed with (default ``english``; ``simple`` for text in
             many languages: it lowercases words without stemming them).
         embedding_dimension: keep a vector of this many floats per memory (in a
-            pgvector column with an HNSW index), for a service with an embedder of
-            that dimension; ``None`` (the default): full-text search only.
+            pgvector column; searches rank a user's memories by it exactly), for a
+            service with an embedder of that dimension; ``None`` (the default):
+            full-text search only.
     """
 
     is_async: ClassVar[Literal[True]] = True  # SYNC: True -> False
@@ -82,7 +83,7 @@ class PsycopgAsyncADKMemoryStore(MemoryStoreBase, AsyncStore[MemorySchema]):
             ) from exc
 
     async def _add_vector_columns(self) -> None:
-        """Add the vector column and its index, once, if the store keeps vectors."""
+        """Add the vector column, once, if the store keeps vectors."""
         if not self.schema.vector_columns:
             return
         declared = await self._one(self.schema.vector_type, read=True)

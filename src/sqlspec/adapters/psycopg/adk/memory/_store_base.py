@@ -26,8 +26,8 @@ __all__ = [
 
 #: The most text a memory is found by: a ``tsvector`` holds at most 1 MB.
 SEARCH_TEXT_MAX_LENGTH = 200_000
-#: The longest vector pgvector's HNSW index takes.
-MAX_DIMENSION = 2000
+#: The longest vector pgvector stores.
+MAX_DIMENSION = 16_000
 #: How many candidates each ranking of a hybrid search offers the fusion.
 HYBRID_CANDIDATES = 50
 

@@ -609,15 +609,6 @@ def export(n: dict[str, sql.Composable]) -> tuple[tuple[str, Statement[str]], ..
     )
 
 
-#: A transaction-scoped table that COPY fills with one JSON line per row.
-CREATE_STAGING = scalar(
-    sql.SQL("CREATE TEMP TABLE sqlspec_staging (seq bigserial, line json NOT NULL) ON COMMIT DROP")
-)
-COPY_STAGING = sql.SQL("COPY sqlspec_staging (line) FROM STDIN")
-#: First statement of an export: every query of it reads one snapshot.
-EXPORT_SNAPSHOT = sql.SQL("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-
-
 @dataclass(frozen=True, slots=True)
 class ImportCounts:
     """What :func:`import_staged` returns: rows taken per kind, and lines staged per kind."""
