@@ -152,6 +152,7 @@ class FakeGemini:
         body = json.loads(request.content)
         self.requests.append({"url": str(request.url), **body})
         texts = [r["content"]["parts"][0]["text"] for r in body["requests"]]
+        assert all(text.strip() for text in texts), "an empty text was sent"
         vectors = HashingEmbedder(DIMENSION).embed(texts)
         return httpx.Response(200, json={"embeddings": [{"values": v} for v in vectors]})
 
@@ -160,7 +161,8 @@ class FakeGemini:
         return genai.Client(
             api_key="fake-key",
             http_options=types.HttpOptions(
-                httpx_async_client=httpx.AsyncClient(transport=transport)
+                httpx_client=httpx.Client(transport=transport),
+                httpx_async_client=httpx.AsyncClient(transport=transport),
             ),
         )
 
@@ -186,3 +188,33 @@ async def test_the_genai_embedder_serves_the_memory_service(vector_dsn: str) -> 
     assert await found(memory, "hello") == ["hello there"]
     assert len(fake.requests) == 2  # one batch for the events, one for the query
     await config.close()
+
+
+async def test_the_genai_embedder_sends_at_most_a_hundred_texts_a_request() -> None:
+    fake = FakeGemini()
+    embedder = GenAIEmbedder(dimension=DIMENSION, client=fake.client())
+    vectors = await embedder.embed([f"text {i}" for i in range(250)])
+    assert len(vectors) == 250
+    assert [len(r["requests"]) for r in fake.requests] == [100, 100, 50]
+
+
+def test_a_sync_service_embeds_through_the_blocking_api(vector_dsn: str) -> None:
+    fake = FakeGemini()
+    config = PsycopgSyncConfig(connection_config=pool_config(vector_dsn))
+    store = PsycopgSyncADKMemoryStore(config, embedding_dimension=DIMENSION)
+    store.create_tables()
+    memory = SQLSpecMemoryService(store, GenAIEmbedder(dimension=DIMENSION, client=fake.client()))
+    call = types.FunctionCall(name="tool", args={})
+    silent = Event(
+        author="agent",
+        invocation_id="inv",
+        content=types.Content(role="model", parts=[types.Part(function_call=call)]),
+    )
+    for round_ in range(2):  # twice: no event loop is kept between calls
+        memory.add_events_to_memory(
+            app_name=APP, user_id=USER, events=[said(f"walk the dog {round_}"), silent]
+        )
+    response = memory.search_memory(app_name=APP, user_id=USER, query="dog")
+    assert len(response.memories) == 2
+    assert len(fake.requests) == 3  # two adds (the tool call sent no text) and the query
+    config.close()

@@ -70,12 +70,18 @@ class HashingEmbedder:
 class GenAIEmbedder:
     """Embeddings from Google's embedding API through ``google-genai``.
 
+    Texts go in requests of at most :attr:`batch_size`. A sync memory service
+    calls :meth:`embed_blocking`, on the client's blocking API.
+
     Args:
         model: the embedding model.
         dimension: the length of the vectors asked for (``output_dimensionality``).
         client: a ``google.genai.Client``; by default one is made at the first call,
             from the environment's credentials (``GOOGLE_API_KEY``, or Vertex AI's).
     """
+
+    #: Texts per request: the Gemini API takes at most 100 in one batch.
+    batch_size = 100
 
     def __init__(
         self, *, model: str = "gemini-embedding-001", dimension: int = 768, client: Any = None
@@ -84,18 +90,41 @@ class GenAIEmbedder:
         self.dimension = dimension
         self._client = client
 
-    async def embed(self, texts: Sequence[str], /) -> list[list[float]]:
-        from google import genai
+    def _ready_client(self) -> Any:
+        if self._client is None:
+            from google import genai
+
+            self._client = genai.Client()
+        return self._client
+
+    def _config(self) -> Any:
         from google.genai import types
 
-        if self._client is None:
-            self._client = genai.Client()
-        response = await self._client.aio.models.embed_content(
-            model=self.model,
-            contents=list(texts),
-            config=types.EmbedContentConfig(output_dimensionality=self.dimension),
-        )
-        return [list(embedding.values or ()) for embedding in response.embeddings or ()]
+        return types.EmbedContentConfig(output_dimensionality=self.dimension)
+
+    def _batches(self, texts: Sequence[str]) -> list[list[str]]:
+        return [list(texts[i : i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
+
+    async def embed(self, texts: Sequence[str], /) -> list[list[float]]:
+        client = self._ready_client()
+        vectors: list[list[float]] = []
+        for batch in self._batches(texts):
+            response = await client.aio.models.embed_content(
+                model=self.model, contents=batch, config=self._config()
+            )
+            vectors += [list(e.values or ()) for e in response.embeddings or ()]
+        return vectors
+
+    def embed_blocking(self, texts: Sequence[str], /) -> list[list[float]]:
+        """As :meth:`embed`, blocking: what a sync memory service calls."""
+        client = self._ready_client()
+        vectors: list[list[float]] = []
+        for batch in self._batches(texts):
+            response = client.models.embed_content(
+                model=self.model, contents=batch, config=self._config()
+            )
+            vectors += [list(e.values or ()) for e in response.embeddings or ()]
+        return vectors
 
 
 def check_embedder(embedder: Embedder | None, dimension: int | None) -> Embedder | None:
@@ -124,8 +153,13 @@ async def embed_texts(embedder: Embedder, texts: Sequence[str]) -> list[list[flo
 
 
 def embed_texts_blocking(embedder: Embedder, texts: Sequence[str]) -> list[list[float] | None]:
-    """As :func:`embed_texts`, where no event loop runs (an async embedder is run to its end)."""
-    result = embedder.embed(texts)
+    """As :func:`embed_texts`, where no event loop runs.
+
+    An embedder's ``embed_blocking``, if it has one, serves; an async ``embed``
+    is otherwise run to its end in an event loop of its own.
+    """
+    blocking = getattr(embedder, "embed_blocking", None)
+    result = blocking(texts) if blocking is not None else embedder.embed(texts)
     if inspect.isawaitable(result):
         result = asyncio.run(_awaited(result))
     return _checked(result, embedder.dimension, len(texts))

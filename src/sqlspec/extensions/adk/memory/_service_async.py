@@ -72,11 +72,19 @@ class SQLSpecMemoryService(AsyncStoreService[AsyncADKMemoryStore], ADKMemoryServ
     embedder: Embedder | None = None
 
     async def _embedded(self, records: list[MemoryRecord]) -> list[MemoryRecord]:
-        """The records with their texts' vectors, when the service has an embedder."""
-        if self.embedder is None or not records:
+        """The records with their texts' vectors, when the service has an embedder.
+
+        A record with no text (a tool call, say) keeps no vector: it is found by
+        nothing, and an embedding API may refuse empty texts.
+        """
+        worded = [i for i, record in enumerate(records) if record.text.strip()]
+        if self.embedder is None or not worded:
             return records
-        vectors = await embed_texts(self.embedder, [record.text for record in records])
-        return [replace(r, embedding=v) for r, v in zip(records, vectors, strict=True)]
+        vectors = await embed_texts(self.embedder, [records[i].text for i in worded])
+        embedded = list(records)
+        for i, vector in zip(worded, vectors, strict=True):
+            embedded[i] = replace(records[i], embedding=vector)
+        return embedded
 
     @awaitable_method
     async def add_session_to_memory(self, session: Session) -> None:

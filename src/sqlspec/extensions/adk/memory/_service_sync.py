@@ -41,11 +41,19 @@ class SyncSQLSpecMemoryService(SyncStoreService[SyncADKMemoryStore], SQLSpecMemo
     embedder: Embedder | None = None
 
     def _embedded(self, records: list[MemoryRecord]) -> list[MemoryRecord]:
-        """The records with their texts' vectors, when the service has an embedder."""
-        if self.embedder is None or not records:
+        """The records with their texts' vectors, when the service has an embedder.
+
+        A record with no text (a tool call, say) keeps no vector: it is found by
+        nothing, and an embedding API may refuse empty texts.
+        """
+        worded = [i for i, record in enumerate(records) if record.text.strip()]
+        if self.embedder is None or not worded:
             return records
-        vectors = embed_texts_blocking(self.embedder, [record.text for record in records])
-        return [replace(r, embedding=v) for r, v in zip(records, vectors, strict=True)]
+        vectors = embed_texts_blocking(self.embedder, [records[i].text for i in worded])
+        embedded = list(records)
+        for i, vector in zip(worded, vectors, strict=True):
+            embedded[i] = replace(records[i], embedding=vector)
+        return embedded
 
     @loop_aware_method
     def add_session_to_memory(self, session: Session) -> None:
