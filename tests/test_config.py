@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
@@ -196,3 +198,31 @@ def test_sync_deadlines_fire_in_time_order_and_cancelled_ones_never() -> None:
     cancel()
     time.sleep(0.5)
     assert fired == ["early", "late"]
+
+
+async def test_concurrent_first_calls_open_one_pool(dsn: str) -> None:
+    name = f"sqlspec-first-{os.getpid()}"
+    config = PsycopgAsyncConfig(
+        connection_config={"conninfo": dsn, "min_size": 2, "max_size": 2, "application_name": name}
+    )
+    try:
+        pools = await asyncio.gather(*(config.provide_pool() for _ in range(20)))
+        assert len({id(pool) for pool in pools}) == 1
+        await pools[0].wait()
+        with psycopg.connect(dsn) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (name,)
+            ).fetchone()
+        assert row == (2,)
+    finally:
+        await config.close()
+
+
+def test_concurrent_first_calls_open_one_sync_pool(dsn: str) -> None:
+    config = PsycopgSyncConfig(connection_config={"conninfo": dsn, "min_size": 1, "max_size": 2})
+    try:
+        with ThreadPoolExecutor(8) as threads:
+            pools = list(threads.map(lambda _: config.provide_pool(), range(16)))
+        assert len({id(pool) for pool in pools}) == 1
+    finally:
+        config.close()

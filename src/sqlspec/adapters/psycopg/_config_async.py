@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from asyncio import Lock  # SYNC: asyncio -> threading
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractContextManager, asynccontextmanager, nullcontext, suppress
 from time import monotonic
@@ -19,10 +20,10 @@ from psycopg.rows import AsyncRowFactory, TupleRow
 from psycopg_pool import AsyncConnectionPool, PoolTimeout, TooManyRequests
 
 from sqlspec.adapters.psycopg._config_base import (
-    PROBE_TIMEOUT,
     ConfigBase,
     closed_by_server,
     hold_outside_transactions,
+    probe_timeout,
 )
 from sqlspec.adapters.psycopg._deadline import Deadline, call_later
 
@@ -67,9 +68,11 @@ class PsycopgAsyncConfig(ConfigBase):
         super().__init__(connection_config)
         self._pool: AsyncConnectionPool[AsyncConnection[TupleRow]] | None = None
         self._open_lock = threading.Lock()
+        self._opening_lock = Lock()
         if True:  # ASYNC
             self._pool_loop: asyncio.AbstractEventLoop | None = None
             self._closer: asyncio.Task[None] | None = None
+            self._opening_loop: asyncio.AbstractEventLoop | None = None
 
     @staticmethod
     async def _configure(conn: AsyncConnection[TupleRow]) -> None:
@@ -89,37 +92,46 @@ class PsycopgAsyncConfig(ConfigBase):
                 return None
         return self._pool
 
+    def _opening(self) -> Lock:
+        """What first callers queue on while one of them opens the pool."""
+        if True:  # ASYNC
+            # An asyncio lock belongs to one event loop: each loop gets its own.
+            loop = asyncio.get_running_loop()
+            with self._open_lock:
+                if self._opening_loop is not loop:
+                    self._opening_loop, self._opening_lock = loop, Lock()
+        return self._opening_lock
+
     async def provide_pool(self) -> AsyncConnectionPool[AsyncConnection[TupleRow]]:
-        """Return the open pool, opening it on first use."""
+        """Return the open pool, opening it on first use; concurrent first callers share it."""
         pool = self._open_pool()
         if pool is not None:
             return pool
-        if True:  # ASYNC
-            conninfo = await asyncio.to_thread(self.resolve_conninfo)
-        else:
-            conninfo = self.resolve_conninfo()
-        # One direct connection first: a wrong password or an unreachable server
-        # fails now, with its cause, not after the pool's timeout.
-        cause = await self._connect_error(conninfo)
-        if cause is not None:
-            raise self.settings.unreachable(conninfo, cause) from cause
-        new_pool: AsyncConnectionPool[AsyncConnection[TupleRow]] = AsyncConnectionPool(
-            conninfo,
-            kwargs=self.settings.connect_kwargs,
-            open=False,
-            configure=self._configure,
-            reset=self._reset,
-            **self.settings.pool,
-        )
-        await new_pool.open()
-        with self._open_lock:
-            winner = self._open_pool()
-            if winner is None:
+        async with self._opening():
+            pool = self._open_pool()
+            if pool is not None:  # opened while this caller waited
+                return pool
+            if True:  # ASYNC
+                conninfo = await asyncio.to_thread(self.resolve_conninfo)
+            else:
+                conninfo = self.resolve_conninfo()
+            # One direct connection first: a wrong password or an unreachable server
+            # fails now, with its cause, not after the pool's timeout.
+            cause = await self._connect_error(conninfo)
+            if cause is not None:
+                raise self.settings.unreachable(conninfo, cause) from cause
+            new_pool: AsyncConnectionPool[AsyncConnection[TupleRow]] = AsyncConnectionPool(
+                conninfo,
+                kwargs=self.settings.connect_kwargs,
+                open=False,
+                configure=self._configure,
+                reset=self._reset,
+                **self.settings.pool,
+            )
+            await new_pool.open()
+            with self._open_lock:
                 self._install(new_pool)
-                return new_pool
-        # Another caller opened one meanwhile: use theirs.
-        await new_pool.close()
-        return winner
+            return new_pool
 
     def _install(self, pool: AsyncConnectionPool[AsyncConnection[TupleRow]]) -> None:
         """Make ``pool`` the config's pool (under the open lock)."""
@@ -186,7 +198,7 @@ class PsycopgAsyncConfig(ConfigBase):
         """Why a direct connection fails, or ``None`` if it succeeds."""
         try:
             conn = await AsyncConnection.connect(
-                conninfo, connect_timeout=PROBE_TIMEOUT, **self.settings.connect_kwargs
+                conninfo, **probe_timeout(conninfo), **self.settings.connect_kwargs
             )
         except psycopg.OperationalError as exc:
             return exc

@@ -15,16 +15,32 @@ from collections.abc import Mapping
 from typing import Any
 
 from psycopg import AsyncConnection, Connection
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import TransactionStatus
 
 from sqlspec.adapters.psycopg._embedded import embedded_conninfo
 from sqlspec.adapters.psycopg._settings import PoolSettings, masked_conninfo
 from sqlspec.exceptions import SQLSpecError
 
-__all__ = ["PROBE_TIMEOUT", "ConfigBase", "closed_by_server", "hold_outside_transactions"]
+__all__ = [
+    "PROBE_TIMEOUT",
+    "ConfigBase",
+    "closed_by_server",
+    "hold_outside_transactions",
+    "probe_timeout",
+]
 
-#: Seconds a direct connection that diagnoses a pool failure may take.
+#: Seconds a direct connection that checks the server may take, unless the user said.
 PROBE_TIMEOUT = 2
+
+
+def probe_timeout(conninfo: str) -> dict[str, Any]:
+    """``connect_timeout`` for a probe: the user's if the conninfo sets one, else ours."""
+    return (
+        {}
+        if "connect_timeout" in conninfo_to_dict(conninfo)
+        else {"connect_timeout": PROBE_TIMEOUT}
+    )
 
 
 def closed_by_server(conn: Connection[Any] | AsyncConnection[Any]) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from threading import Lock
 from time import monotonic
 from typing import Any
 
@@ -21,10 +22,10 @@ from psycopg.rows import RowFactory, TupleRow
 from psycopg_pool import ConnectionPool, PoolTimeout, TooManyRequests
 
 from sqlspec.adapters.psycopg._config_base import (
-    PROBE_TIMEOUT,
     ConfigBase,
     closed_by_server,
     hold_outside_transactions,
+    probe_timeout,
 )
 from sqlspec.adapters.psycopg._deadline import Deadline, watchdog
 
@@ -69,6 +70,7 @@ class PsycopgSyncConfig(ConfigBase):
         super().__init__(connection_config)
         self._pool: ConnectionPool[Connection[TupleRow]] | None = None
         self._open_lock = threading.Lock()
+        self._opening_lock = Lock()
 
     @staticmethod
     def _configure(conn: Connection[TupleRow]) -> None:
@@ -83,34 +85,37 @@ class PsycopgSyncConfig(ConfigBase):
         """The pool opened before, if this caller may use it."""
         return self._pool
 
+    def _opening(self) -> Lock:
+        """What first callers queue on while one of them opens the pool."""
+        return self._opening_lock
+
     def provide_pool(self) -> ConnectionPool[Connection[TupleRow]]:
-        """Return the open pool, opening it on first use."""
+        """Return the open pool, opening it on first use; concurrent first callers share it."""
         pool = self._open_pool()
         if pool is not None:
             return pool
-        conninfo = self.resolve_conninfo()
-        # One direct connection first: a wrong password or an unreachable server
-        # fails now, with its cause, not after the pool's timeout.
-        cause = self._connect_error(conninfo)
-        if cause is not None:
-            raise self.settings.unreachable(conninfo, cause) from cause
-        new_pool: ConnectionPool[Connection[TupleRow]] = ConnectionPool(
-            conninfo,
-            kwargs=self.settings.connect_kwargs,
-            open=False,
-            configure=self._configure,
-            reset=self._reset,
-            **self.settings.pool,
-        )
-        new_pool.open()
-        with self._open_lock:
-            winner = self._open_pool()
-            if winner is None:
+        with self._opening():
+            pool = self._open_pool()
+            if pool is not None:  # opened while this caller waited
+                return pool
+            conninfo = self.resolve_conninfo()
+            # One direct connection first: a wrong password or an unreachable server
+            # fails now, with its cause, not after the pool's timeout.
+            cause = self._connect_error(conninfo)
+            if cause is not None:
+                raise self.settings.unreachable(conninfo, cause) from cause
+            new_pool: ConnectionPool[Connection[TupleRow]] = ConnectionPool(
+                conninfo,
+                kwargs=self.settings.connect_kwargs,
+                open=False,
+                configure=self._configure,
+                reset=self._reset,
+                **self.settings.pool,
+            )
+            new_pool.open()
+            with self._open_lock:
                 self._install(new_pool)
-                return new_pool
-        # Another caller opened one meanwhile: use theirs.
-        new_pool.close()
-        return winner
+            return new_pool
 
     def _install(self, pool: ConnectionPool[Connection[TupleRow]]) -> None:
         """Make ``pool`` the config's pool (under the open lock)."""
@@ -169,7 +174,7 @@ class PsycopgSyncConfig(ConfigBase):
         """Why a direct connection fails, or ``None`` if it succeeds."""
         try:
             conn = Connection.connect(
-                conninfo, connect_timeout=PROBE_TIMEOUT, **self.settings.connect_kwargs
+                conninfo, **probe_timeout(conninfo), **self.settings.connect_kwargs
             )
         except psycopg.OperationalError as exc:
             return exc
