@@ -31,9 +31,11 @@ store's options (``session_table``, ``events_table``, ``app_state_table``,
 memory store's (``memory_table``, ``text_search_config``) and ``create_tables=false``;
 every other query parameter is a libpq one and stays in the conninfo. Each service
 takes its own store's options, so one URI can serve both, and services whose URIs
-name the same connection share one pool. ``sqlspec://`` with no host names no
-server: the embedded PostgreSQL is used, as everywhere else. Tables are created (or
-migrated) on the service's first call.
+name the same connection share one pool (closing one service closes it for all;
+the next call opens it again). ``sqlspec://`` with no host names no server: the
+embedded PostgreSQL is used, as everywhere else. Tables are created (or migrated)
+on the service's first call. A memory service built from a URI searches by text
+only: vectors need an embedder, which code passes to ``SQLSpecMemoryService``.
 """
 
 from __future__ import annotations
