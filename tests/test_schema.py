@@ -1,7 +1,8 @@
 """The schema ``create_tables()`` leaves, read back from pg_catalog.
 
-Checked against the seed's DDL (spec "Schema") and the deviations the library
-documents (README "Schema, and where it departs from the seed", ``adk/_sql.py``):
+Checked against the documented DDL and the deviations the library documents
+(README "Schema, and where it departs from the usual ADK tables";
+``adk/session/_schema.py``):
 sessions keyed by ``(app_name, user_id, id)`` with a ``revision`` column (and, since
 schema version 2, a nullable ``expire_time``); events keyed by
 ``(app_name, user_id, session_id, id)`` with a composite ``ON DELETE CASCADE``
