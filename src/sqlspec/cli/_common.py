@@ -12,9 +12,9 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
 
@@ -41,6 +41,7 @@ from sqlspec.exceptions import ImproperConfigurationError, MissingTablesError, S
 from sqlspec.registry import (
     MEMORY_OPTIONS,
     SESSION_OPTIONS,
+    ServiceURI,
     is_service_uri,
     parse_duration,
     parse_service_uri,
@@ -143,21 +144,8 @@ def duration(value: str) -> timedelta:
 
 
 @dataclass(frozen=True)
-class Target:
+class Target(ServiceURI):
     """The database a command works on, as ``--dsn`` names it."""
-
-    connection_config: dict[str, Any] = field(default_factory=dict)
-    #: Every store option the URI gave; each store takes its own.
-    store_options: dict[str, Any] = field(default_factory=dict)
-
-    def options_of(self, names: Iterable[str]) -> dict[str, Any]:
-        """The store options among ``names``."""
-        return {key: value for key, value in self.store_options.items() if key in names}
-
-    @property
-    def conninfo(self) -> str:
-        conninfo: str = self.connection_config.get("conninfo", "")
-        return conninfo
 
     def describe(self) -> str:
         """Where the command connects, password hidden."""
