@@ -133,6 +133,22 @@ def test_append_finds_the_session_and_its_revision_through_indexes(
     assert_served_by_indexes(plan_of(dsn, store.statements.session_revision, revision), 1)
 
 
+@pytest.mark.parametrize("order_by", ["update_time", "create_time"])
+@pytest.mark.parametrize("user", ["u1", None], ids=["of-a-user", "of-the-app"])
+@pytest.mark.parametrize("paged", [False, True], ids=["first-page", "next-page"])
+def test_listing_walks_an_index_in_its_order(
+    loaded: tuple[str, PsycopgSyncADKStore], order_by: str, user: str | None, paged: bool
+) -> None:
+    dsn, store = loaded
+    page = store.list_sessions(app_name="app", user_id=user, limit=3, order_by=order_by)
+    cursor = page.next_cursor if paged else None
+    statement, params = store.list_params("app", user, 3, cursor, order_by)
+    nodes = plan_of(dsn, statement, params)
+    assert_served_by_indexes(nodes, 0)
+    sessions = [n for n in nodes if n.get("Relation Name") == "adk_sessions"]
+    assert sum(n["Actual Rows"] for n in sessions) <= 4  # the page, and one to say more follow
+
+
 def test_create_list_delete_and_user_state_read_no_table_whole(
     loaded: tuple[str, PsycopgSyncADKStore],
 ) -> None:

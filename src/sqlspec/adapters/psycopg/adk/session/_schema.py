@@ -125,6 +125,9 @@ class SessionSchema:
             derived_name(tables.sessions, "expire_time"): tables.sessions,
             derived_name(tables.events, "session"): tables.events,
             derived_name(tables.events, "order"): tables.events,
+            derived_name(tables.sessions, "app_update_time"): tables.sessions,
+            derived_name(tables.sessions, "app_create_time"): tables.sessions,
+            derived_name(tables.sessions, "user_create_time"): tables.sessions,
         }
         names: dict[str, Any] = {
             **tables.identifiers(),
@@ -136,6 +139,11 @@ class SessionSchema:
             "idx_expire_time": sql.Identifier(derived_name(tables.sessions, "expire_time")),
             "idx_events": sql.Identifier(derived_name(tables.events, "session")),
             "idx_events_order": sql.Identifier(derived_name(tables.events, "order")),
+            "idx_app_update_time": sql.Identifier(derived_name(tables.sessions, "app_update_time")),
+            "idx_app_create_time": sql.Identifier(derived_name(tables.sessions, "app_create_time")),
+            "idx_user_create_time": sql.Identifier(
+                derived_name(tables.sessions, "user_create_time")
+            ),
             "exact_timestamp": exact_timestamp(),
             "fk_events": sql.Identifier(derived_name(tables.events, "session_fk")),
         }
@@ -222,9 +230,16 @@ _VERSION_2 = (
 )
 
 #: Every read of events (the whole history, the newest N, those after a time, the
-#: last one) walks this index in the order it returns, so no plan sorts a
-#: session's events or reads more of them than it returns, statistics or not.
+#: last one) walks the events order index in the order it returns, and every
+#: listing (an app's sessions or a user's, by update or creation time) walks one
+#: of the sessions indexes: no plan sorts more than it returns, statistics or not.
 _VERSION_3 = (
     """CREATE INDEX IF NOT EXISTS {idx_events_order}
         ON {events} (app_name, user_id, session_id, "timestamp", ({exact_timestamp}), id)""",
+    """CREATE INDEX IF NOT EXISTS {idx_app_update_time}
+        ON {sessions} (app_name, update_time, user_id, id)""",
+    """CREATE INDEX IF NOT EXISTS {idx_app_create_time}
+        ON {sessions} (app_name, create_time, user_id, id)""",
+    """CREATE INDEX IF NOT EXISTS {idx_user_create_time}
+        ON {sessions} (app_name, user_id, create_time, id)""",
 )
