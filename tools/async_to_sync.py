@@ -96,6 +96,18 @@ PAIRS: tuple[Pair, ...] = (
         },
     ),
     Pair(
+        "src/sqlspec/extensions/adk/artifact/_protocol_async.py",
+        "src/sqlspec/extensions/adk/artifact/_protocol_sync.py",
+    ),
+    Pair(
+        "src/sqlspec/extensions/adk/artifact/_service_async.py",
+        "src/sqlspec/extensions/adk/artifact/_service_sync.py",
+        {
+            "SQLSpecArtifactService": "SyncSQLSpecArtifactService",
+            "ADKArtifactService": "SQLSpecArtifactService",
+        },
+    ),
+    Pair(
         "src/sqlspec/adapters/psycopg/_config_async.py",
         "src/sqlspec/adapters/psycopg/_config_sync.py",
         # Async deadlines run on the event loop, sync ones on the watchdog thread.
@@ -113,6 +125,10 @@ PAIRS: tuple[Pair, ...] = (
         "src/sqlspec/adapters/psycopg/adk/memory/_store_async.py",
         "src/sqlspec/adapters/psycopg/adk/memory/_store_sync.py",
     ),
+    Pair(
+        "src/sqlspec/adapters/psycopg/adk/artifact/_store_async.py",
+        "src/sqlspec/adapters/psycopg/adk/artifact/_store_sync.py",
+    ),
 )
 
 #: Whole-identifier renames for every pair.
@@ -123,6 +139,8 @@ RENAMES: Mapping[str, str] = {
     "AsyncADKStore": "SyncADKStore",
     "AsyncADKMemoryStore": "SyncADKMemoryStore",
     "PsycopgAsyncADKMemoryStore": "PsycopgSyncADKMemoryStore",
+    "AsyncADKArtifactStore": "SyncADKArtifactStore",
+    "PsycopgAsyncADKArtifactStore": "PsycopgSyncADKArtifactStore",
     "awaitable_method": "loop_aware_method",
     "AsyncConnection": "Connection",
     "AsyncConnectionPool": "ConnectionPool",

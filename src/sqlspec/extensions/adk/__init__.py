@@ -4,6 +4,12 @@ Nothing here knows a database: the stores that implement these interfaces live
 in the adapters (``sqlspec.adapters.psycopg.adk``).
 """
 
+from sqlspec.extensions.adk.artifact import (
+    AsyncADKArtifactStore,
+    SQLSpecArtifactService,
+    SyncADKArtifactStore,
+    SyncSQLSpecArtifactService,
+)
 from sqlspec.extensions.adk.memory import (
     AsyncADKMemoryStore,
     Embedder,
@@ -23,17 +29,21 @@ from sqlspec.extensions.adk.session import (
 )
 
 __all__ = [
+    "AsyncADKArtifactStore",
     "AsyncADKMemoryStore",
     "AsyncADKStore",
     "Embedder",
     "GenAIEmbedder",
     "HashingEmbedder",
     "ImportResult",
+    "SQLSpecArtifactService",
     "SQLSpecMemoryService",
     "SQLSpecSessionService",
     "SessionPage",
+    "SyncADKArtifactStore",
     "SyncADKMemoryStore",
     "SyncADKStore",
+    "SyncSQLSpecArtifactService",
     "SyncSQLSpecMemoryService",
     "SyncSQLSpecSessionService",
 ]

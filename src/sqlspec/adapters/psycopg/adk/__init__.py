@@ -1,5 +1,9 @@
 """ADK stores on psycopg 3: each async store and its generated sync twin."""
 
+from sqlspec.adapters.psycopg.adk.artifact import (
+    PsycopgAsyncADKArtifactStore,
+    PsycopgSyncADKArtifactStore,
+)
 from sqlspec.adapters.psycopg.adk.memory import (
     PsycopgAsyncADKMemoryStore,
     PsycopgSyncADKMemoryStore,
@@ -15,8 +19,10 @@ from sqlspec.adapters.psycopg.adk.session import (
 __all__ = [
     "ADKSource",
     "ADKSourceError",
+    "PsycopgAsyncADKArtifactStore",
     "PsycopgAsyncADKMemoryStore",
     "PsycopgAsyncADKStore",
+    "PsycopgSyncADKArtifactStore",
     "PsycopgSyncADKMemoryStore",
     "PsycopgSyncADKStore",
     "import_from_adk",
