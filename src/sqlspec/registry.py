@@ -1,8 +1,9 @@
 """ADK's own command line on SQLSpec: ``sqlspec://`` service URIs for ``adk``.
 
-``adk web``, ``adk api_server`` and ``adk run`` build their session and memory
-services from ``--session_service_uri`` and ``--memory_service_uri``, looking the
-scheme up in ADK's service registry. This module gives them one::
+``adk web``, ``adk api_server`` and ``adk run`` build their session, memory and
+artifact services from ``--session_service_uri``, ``--memory_service_uri`` and
+``--artifact_service_uri``, looking the scheme up in ADK's service registry. This
+module gives them one::
 
     adk api_server --session_service_uri "sqlspec+postgresql://user:pw@host/db" \
         --memory_service_uri "sqlspec+postgresql://user:pw@host/db" agents/
@@ -16,21 +17,31 @@ once the agents directory registers the schemes, with a ``services.yaml``::
       - scheme: sqlspec+postgresql
         type: memory
         class: sqlspec.registry.SQLSpecURIMemoryService
+      - scheme: sqlspec+postgresql
+        type: artifact
+        class: sqlspec.registry.SQLSpecURIArtifactService
 
 or a ``services.py``::
 
-    from sqlspec.registry import register_memory_services, register_session_services
+    from sqlspec.registry import (
+        register_artifact_services,
+        register_memory_services,
+        register_session_services,
+    )
 
     register_session_services()
     register_memory_services()
+    register_artifact_services()
 
 The URI is a PostgreSQL URL whose scheme is one of :data:`SCHEMES`; its query may
 carry pool settings (``min_size``, ``max_size``, ``timeout``, ...), the session
 store's options (``session_table``, ``events_table``, ``app_state_table``,
 ``user_state_table``, a default ``session_ttl``: ``30d``, ``12h``, or seconds), the
-memory store's (``memory_table``, ``text_search_config``) and ``create_tables=false``;
+memory store's (``memory_table``, ``text_search_config``), the artifact store's
+(``artifact_table``, ``file_table``, ``blob_table``, ``chunk_table``,
+``max_artifact_bytes``) and ``create_tables=false``;
 every other query parameter is a libpq one and stays in the conninfo. Each service
-takes its own store's options, so one URI can serve both, and services whose URIs
+takes its own store's options, so one URI can serve all three, and services whose URIs
 name the same connection share one pool (closing one service closes it for all;
 the next call opens it again). ``sqlspec://`` with no host names no server: the
 embedded PostgreSQL is used, as everywhere else. Tables are created (or migrated)
@@ -51,22 +62,34 @@ from google.adk.sessions.session import Session
 
 from sqlspec.adapters.psycopg import PsycopgAsyncConfig
 from sqlspec.adapters.psycopg._settings import CONNECTION_KEYS, POOL_KEYS, masked_conninfo
-from sqlspec.adapters.psycopg.adk import PsycopgAsyncADKMemoryStore, PsycopgAsyncADKStore
+from sqlspec.adapters.psycopg.adk import (
+    PsycopgAsyncADKArtifactStore,
+    PsycopgAsyncADKMemoryStore,
+    PsycopgAsyncADKStore,
+)
 from sqlspec.exceptions import ImproperConfigurationError
-from sqlspec.extensions.adk import SQLSpecMemoryService, SQLSpecSessionService
+from sqlspec.extensions.adk import (
+    SQLSpecArtifactService,
+    SQLSpecMemoryService,
+    SQLSpecSessionService,
+)
 
 __all__ = [
+    "ARTIFACT_OPTIONS",
     "MEMORY_OPTIONS",
     "SCHEMES",
     "SESSION_OPTIONS",
+    "SQLSpecURIArtifactService",
     "SQLSpecURIMemoryService",
     "SQLSpecURISessionService",
     "ServiceURI",
+    "create_artifact_service",
     "create_memory_service",
     "create_session_service",
     "is_service_uri",
     "parse_duration",
     "parse_service_uri",
+    "register_artifact_services",
     "register_memory_services",
     "register_session_services",
 ]
@@ -83,6 +106,13 @@ SESSION_OPTIONS = (
     "session_ttl",
 )
 MEMORY_OPTIONS = ("memory_table", "text_search_config")
+ARTIFACT_OPTIONS = (
+    "artifact_table",
+    "file_table",
+    "blob_table",
+    "chunk_table",
+    "max_artifact_bytes",
+)
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|w|d|h|m|s)", re.IGNORECASE)
 _DURATION_UNITS = {
@@ -222,7 +252,9 @@ def parse_service_uri(uri: str, **options: Any) -> ServiceURI:
         elif key == "session_ttl":
             ttl = parse_duration(value)
             store_options[key] = ttl if ttl > timedelta(0) else None
-        elif key in SESSION_OPTIONS or key in MEMORY_OPTIONS:
+        elif key == "max_artifact_bytes":
+            store_options[key] = _typed(key, value, (int,))
+        elif key in SESSION_OPTIONS or key in MEMORY_OPTIONS or key in ARTIFACT_OPTIONS:
             store_options[key] = value
         elif key == "create_tables":
             create_tables = _to_bool(key, value)
@@ -336,6 +368,22 @@ class SQLSpecURIMemoryService(_BuiltFromURI, SQLSpecMemoryService):
         )
 
 
+class SQLSpecURIArtifactService(_BuiltFromURI, SQLSpecArtifactService):
+    """The async SQLSpec artifact service, built from a service URI.
+
+    The tables are created (or migrated) on the first call, unless the URI says
+    ``create_tables=false``.
+    """
+
+    store: PsycopgAsyncADKArtifactStore
+
+    def __init__(self, uri: str = "sqlspec://", **options: Any) -> None:
+        config = self._open_store(uri, options)
+        self.store = PsycopgAsyncADKArtifactStore(
+            config, **self.service_uri.options_of(ARTIFACT_OPTIONS)
+        )
+
+
 def create_session_service(uri: str, **kwargs: Any) -> SQLSpecURISessionService:
     """ADK service-registry factory: ``factory(uri, **kwargs)`` for :data:`SCHEMES`."""
     return SQLSpecURISessionService(uri, **kwargs)
@@ -344,6 +392,11 @@ def create_session_service(uri: str, **kwargs: Any) -> SQLSpecURISessionService:
 def create_memory_service(uri: str, **kwargs: Any) -> SQLSpecURIMemoryService:
     """ADK service-registry factory for memory: ``factory(uri, **kwargs)``."""
     return SQLSpecURIMemoryService(uri, **kwargs)
+
+
+def create_artifact_service(uri: str, **kwargs: Any) -> SQLSpecURIArtifactService:
+    """ADK service-registry factory for artifacts: ``factory(uri, **kwargs)``."""
+    return SQLSpecURIArtifactService(uri, **kwargs)
 
 
 def _adk_registry(registry: Any | None) -> Any:
@@ -372,3 +425,16 @@ def register_memory_services(registry: Any | None = None, schemes: Iterable[str]
     registry = _adk_registry(registry)
     for scheme in schemes:
         registry.register_memory_service(scheme, create_memory_service)
+
+
+def register_artifact_services(
+    registry: Any | None = None, schemes: Iterable[str] = SCHEMES
+) -> None:
+    """Register :func:`create_artifact_service` for ``schemes``, as the session one does.
+
+    ADK falls back to in-memory artifacts for a scheme nobody registered: register
+    these before passing ``--artifact_service_uri sqlspec://...``.
+    """
+    registry = _adk_registry(registry)
+    for scheme in schemes:
+        registry.register_artifact_service(scheme, create_artifact_service)

@@ -1,4 +1,4 @@
-"""Registers the sqlspec session- and memory-service URI schemes for ``adk run`` on this agent.
+"""Registers the sqlspec session, memory and artifact URI schemes for ``adk run`` here.
 
 ``adk run`` (and ``adk api_server`` pointed at this folder alone) read
 ``services.py``/``services.yaml`` from the agent's own folder; ``adk web`` and
@@ -8,7 +8,12 @@
         --session_service_uri "sqlspec+postgresql://user:pw@host:5432/db"
 """
 
-from sqlspec.registry import register_memory_services, register_session_services
+from sqlspec.registry import (
+    register_artifact_services,
+    register_memory_services,
+    register_session_services,
+)
 
 register_session_services()
 register_memory_services()
+register_artifact_services()
