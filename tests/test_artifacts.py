@@ -1,8 +1,8 @@
 """The artifact service: ADK's ``BaseArtifactService`` contract over both stores.
 
-Each contract test runs against ADK's ``InMemoryArtifactService`` too, as the
-reference; where the stores differ on purpose, the reference's entry is a
-strict xfail, so a change on either side shows. The storage tests (dedup,
+Each contract test runs against ADK's ``InMemoryArtifactService`` (the
+reference) and ``FileArtifactService`` too; where a service differs, its entry
+is a strict xfail naming how, so a change on either side shows. The storage tests (dedup,
 chunks, size limit, concurrency, blob removal) run on the stores alone.
 """
 
@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 from google.adk.artifacts import artifact_util
 from google.adk.artifacts.base_artifact_service import ArtifactVersion
+from google.adk.artifacts.file_artifact_service import FileArtifactService
 from google.adk.artifacts.in_memory_artifact_service import InMemoryArtifactService
 from google.adk.errors.input_validation_error import InputValidationError
 from google.genai import types
@@ -33,16 +35,24 @@ SESSION = "s1"
 MIB = 1 << 20
 
 
-def reference_xfails(reason: str, raises: type[BaseException]) -> pytest.MarkDecorator:
-    """Parametrize ``artifacts`` with the reference as a strict xfail for ``reason``."""
+SERVICES = ["async", "sync", "memory", "file"]
+
+
+def references_differ(**differences: tuple[str, type[BaseException]]) -> pytest.MarkDecorator:
+    """Parametrize ``artifacts``; each named reference ("memory", "file") is a strict
+    xfail, raising the given exception, for the given reason."""
     return pytest.mark.parametrize(
         "artifacts",
         [
-            "async",
-            "sync",
             pytest.param(
-                "memory", marks=pytest.mark.xfail(strict=True, raises=raises, reason=reason)
-            ),
+                kind,
+                marks=pytest.mark.xfail(
+                    strict=True, raises=differences[kind][1], reason=differences[kind][0]
+                ),
+            )
+            if kind in differences
+            else kind
+            for kind in SERVICES
         ],
         indirect=True,
     )
@@ -66,11 +76,14 @@ async def artifact_service(kind: str, dsn: str, **options: Any) -> AsyncIterator
     sync_store.close()
 
 
-@pytest.fixture(params=["async", "sync", "memory"])
-async def artifacts(request: pytest.FixtureRequest, dsn: str) -> AsyncIterator[Any]:
-    """The artifact service under test, and ADK's in-memory one as the reference."""
+@pytest.fixture(params=SERVICES)
+async def artifacts(request: pytest.FixtureRequest, dsn: str, tmp_path: Path) -> AsyncIterator[Any]:
+    """The artifact service under test, and ADK's in-memory and file ones as references."""
     if request.param == "memory":
         yield InMemoryArtifactService()
+        return
+    if request.param == "file":
+        yield FileArtifactService(tmp_path)
         return
     async for service in artifact_service(request.param, dsn):
         yield service
@@ -150,6 +163,9 @@ async def test_rewind_tombstone_and_empty_part_load_as_absent(artifacts: Any) ->
     assert await load(artifacts, "t.bin", version=0) == blob(b"data")
 
 
+@references_differ(
+    file=("the file service cannot write text holding a lone surrogate", UnicodeEncodeError)
+)
 async def test_text_and_other_part_fields_round_trip(artifacts: Any) -> None:
     part = types.Part(text="héllo \x00 \ud800 wörld", thought=True, thought_signature=b"\x01\x02")
     await save(artifacts, "t.txt", part)
@@ -161,6 +177,7 @@ async def test_a_dict_artifact_is_read_as_a_part(artifacts: Any) -> None:
     assert await load(artifacts, "d.txt") == blob(b"a,b", "text/csv")
 
 
+@references_differ(file=("the file service stores inline data and text only", InputValidationError))
 async def test_file_data_reference_round_trips(artifacts: Any) -> None:
     part = types.Part(
         file_data=types.FileData(file_uri="gs://b/x.pdf", mime_type="application/pdf")
@@ -173,12 +190,14 @@ async def test_file_data_reference_round_trips(artifacts: Any) -> None:
     assert info.mime_type == "application/pdf"
 
 
+@references_differ(file=("the file service words the refusal differently", AssertionError))
 async def test_an_empty_part_is_refused(artifacts: Any) -> None:
     with pytest.raises(InputValidationError, match="Not supported"):
         await save(artifacts, "e", types.Part())
     assert await artifacts.list_artifact_keys(app_name=APP, user_id=USER, session_id=SESSION) == []
 
 
+@references_differ(file=("the file service stores inline data and text only", InputValidationError))
 async def test_artifact_references_are_followed_in_scope(artifacts: Any) -> None:
     await save(artifacts, "target.txt", types.Part(text="v0"))
     await save(artifacts, "target.txt", types.Part(text="v1"))
@@ -211,6 +230,7 @@ async def test_artifact_references_are_followed_in_scope(artifacts: Any) -> None
     assert await load(artifacts, "dangling") is None
 
 
+@references_differ(file=("the file service stores inline data and text only", InputValidationError))
 async def test_a_reference_cycle_stops_at_adk_depth(artifacts: Any) -> None:
     uri = artifact_util.get_artifact_uri(APP, USER, "loop", 0, session_id=SESSION)
     await save(artifacts, "loop", types.Part(file_data=types.FileData(file_uri=uri)))
@@ -228,6 +248,9 @@ async def test_user_files_are_shared_across_sessions(artifacts: Any) -> None:
     assert await load(artifacts, "user:profile", session_id=None, version=0) == types.Part(text="p")
 
 
+@references_differ(
+    file=("the file service keeps a session file without a session id", pytest.fail.Exception)
+)
 async def test_session_files_need_a_session_and_stay_in_it(artifacts: Any) -> None:
     with pytest.raises(InputValidationError, match="Session ID must be provided"):
         await save(artifacts, "s.txt", types.Part(text="x"), session_id=None)
@@ -295,6 +318,7 @@ async def test_delete_removes_every_version_and_numbering_restarts(artifacts: An
     await artifacts.delete_artifact(app_name=APP, user_id=USER, filename="user:nope")
 
 
+@references_differ(file=("the file service records no mime type for text", AssertionError))
 async def test_version_metadata(artifacts: Any) -> None:
     await save(artifacts, "m", types.Part(text="t"), custom_metadata={"k": [1, "x"], "f": 1.5})
     await save(artifacts, "m", blob(b"\x89PNG", "image/png"))
@@ -356,20 +380,27 @@ async def test_path_segments_are_checked_as_adk_does(
         await artifacts.list_artifact_keys(**ids)
 
 
+@references_differ(
+    file=('the file service does not reserve the session id "user"', pytest.fail.Exception)
+)
 async def test_a_session_named_user_is_refused_on_save(artifacts: Any) -> None:
     with pytest.raises(InputValidationError, match="reserved"):
         await save(artifacts, "x", types.Part(text="x"), session_id="user")
 
 
-@reference_xfails(
-    "the in-memory service keeps any Python object as metadata", pytest.fail.Exception
+@references_differ(
+    memory=("the in-memory service keeps any Python object as metadata", pytest.fail.Exception),
+    file=("the file service lets pydantic's ValueError through", ValueError),
 )
 async def test_metadata_that_is_not_json_is_refused(artifacts: Any) -> None:
     with pytest.raises(InvalidValueError):
         await save(artifacts, "x", types.Part(text="x"), custom_metadata={"o": object()})
 
 
-@reference_xfails("the in-memory service keeps any filename", pytest.fail.Exception)
+@references_differ(
+    memory=("the in-memory service keeps any filename", pytest.fail.Exception),
+    file=("the file service lets the file system's ValueError through", ValueError),
+)
 async def test_a_filename_with_nul_is_refused(artifacts: Any) -> None:
     with pytest.raises(InvalidValueError):
         await save(artifacts, "a\x00b", types.Part(text="x"))
