@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from sqlspec.cli import _doctor, _memory, _schema, _sessions, _transfer
+from sqlspec.cli import _artifacts, _doctor, _memory, _schema, _sessions, _transfer
 from sqlspec.cli._common import (
     DsnOption,
     JsonOption,
@@ -92,6 +92,7 @@ app.command("migrate")(_schema.migrate)
 app.command("doctor")(_doctor.doctor)
 app.add_typer(_sessions.sessions_app, name="sessions")
 app.add_typer(_memory.memory_app, name="memory")
+app.add_typer(_artifacts.artifacts_app, name="artifacts")
 app.command("prune")(_sessions.prune)
 app.command("export")(_transfer.export)
 app.command("import")(_transfer.import_)

@@ -36,9 +36,14 @@ from rich.progress import (
 
 from sqlspec.adapters.psycopg import PsycopgSyncConfig
 from sqlspec.adapters.psycopg._settings import masked_conninfo
-from sqlspec.adapters.psycopg.adk import PsycopgSyncADKMemoryStore, PsycopgSyncADKStore
+from sqlspec.adapters.psycopg.adk import (
+    PsycopgSyncADKArtifactStore,
+    PsycopgSyncADKMemoryStore,
+    PsycopgSyncADKStore,
+)
 from sqlspec.exceptions import ImproperConfigurationError, MissingTablesError, SQLSpecError
 from sqlspec.registry import (
+    ARTIFACT_OPTIONS,
     MEMORY_OPTIONS,
     SESSION_OPTIONS,
     ServiceURI,
@@ -67,6 +72,7 @@ __all__ = [
     "guarded",
     "iso_time",
     "memory_beside",
+    "open_artifact_store",
     "open_memory_store",
     "open_store",
     "out_console",
@@ -223,6 +229,14 @@ def open_memory_store(dsn: str | None) -> AbstractContextManager[PsycopgSyncADKM
     """The sync memory store on ``--dsn`` (table and text search from a service URI)."""
     return _opened(
         dsn, lambda config, t: PsycopgSyncADKMemoryStore(config, **t.options_of(MEMORY_OPTIONS))
+    )
+
+
+def open_artifact_store(dsn: str | None) -> AbstractContextManager[PsycopgSyncADKArtifactStore]:
+    """The sync artifact store on ``--dsn`` (tables and size limit from a service URI)."""
+    return _opened(
+        dsn,
+        lambda config, t: PsycopgSyncADKArtifactStore(config, **t.options_of(ARTIFACT_OPTIONS)),
     )
 
 

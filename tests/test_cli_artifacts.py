@@ -1,0 +1,142 @@
+"""``sqlspec-adk artifacts``: store, list, read back and delete agents' files from a terminal."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from helpers import service_uri
+from sqlspec.cli import app
+
+
+@pytest.fixture
+def cli() -> Any:
+    runner = CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1", "SQLSPEC_DSN": None})
+
+    def invoke(*args: str, code: int = 0, input: bytes | None = None) -> Any:
+        result = runner.invoke(app, list(args), input=input)
+        assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
+        assert "Traceback" not in result.output
+        return result
+
+    return invoke
+
+
+WHO = ("--app", "shop", "--user", "alice")
+IN_SESSION = (*WHO, "--session", "s1")
+#: Bytes that are not UTF-8, and more than one progress block.
+PAYLOAD = bytes(range(256)) * 5000
+
+
+def test_put_list_get_delete(cli: Any, dsn: str, tmp_path: Path) -> None:
+    source = tmp_path / "report.pdf"
+    source.write_bytes(PAYLOAD)
+    saved = cli("artifacts", "put", "report.pdf", str(source), *IN_SESSION, "--dsn", dsn)
+    assert "Saved report.pdf version 0" in saved.stdout
+    assert "application/pdf" in saved.stdout
+    cli("artifacts", "put", "report.pdf", "-", *IN_SESSION, "--dsn", dsn, input=b"second")
+
+    listed = cli("artifacts", "list", *IN_SESSION, "--dsn", dsn).stdout
+    assert "report.pdf" in listed
+    assert "application/pdf" in listed
+    data = json.loads(cli("artifacts", "list", *IN_SESSION, "--dsn", dsn, "--json").stdout)
+    assert [(f["filename"], [v["version"] for v in f["versions"]]) for f in data] == [
+        ("report.pdf", [0, 1])
+    ]
+
+    target = tmp_path / "out.pdf"
+    cli(
+        "artifacts",
+        "get",
+        "report.pdf",
+        *IN_SESSION,
+        "--version",
+        "0",
+        "-o",
+        str(target),
+        "--dsn",
+        dsn,
+    )
+    assert target.read_bytes() == PAYLOAD
+    latest = cli("artifacts", "get", "report.pdf", *IN_SESSION, "--dsn", dsn)
+    assert latest.stdout_bytes == b"second"
+
+    deleted = cli("artifacts", "delete", "report.pdf", *IN_SESSION, "--dsn", dsn)
+    assert "Deleted report.pdf (2 version(s))" in deleted.stdout
+    cli("artifacts", "delete", "report.pdf", *IN_SESSION, "--dsn", dsn, code=1)
+    assert "No artifacts." in cli("artifacts", "list", *IN_SESSION, "--dsn", dsn).stdout
+    gone = cli("artifacts", "get", "report.pdf", *IN_SESSION, "--dsn", dsn, code=1)
+    assert "no artifact 'report.pdf'" in gone.stderr
+
+
+def test_user_files_need_no_session_and_session_files_do(cli: Any, dsn: str) -> None:
+    cli("artifacts", "put", "user:notes.txt", "-", *WHO, "--dsn", dsn, input="héllo".encode())
+    got = cli("artifacts", "get", "user:notes.txt", *WHO, "--dsn", dsn)
+    assert got.stdout_bytes == "héllo".encode()
+    listed = json.loads(cli("artifacts", "list", *IN_SESSION, "--dsn", dsn, "--json").stdout)
+    assert [(f["filename"], f["versions"][0]["mime_type"]) for f in listed] == [
+        ("user:notes.txt", "text/plain")
+    ]
+    refused = cli("artifacts", "put", "plan.txt", "-", *WHO, "--dsn", dsn, input=b"x", code=1)
+    assert "Session ID must be provided" in refused.stderr
+
+
+def test_metadata_and_mime_type_are_stored(cli: Any, dsn: str) -> None:
+    put = cli(
+        "artifacts",
+        "put",
+        "blob",
+        "-",
+        *IN_SESSION,
+        "--dsn",
+        dsn,
+        "--json",
+        "--mime-type",
+        "image/png",
+        "--metadata",
+        '{"source": "camera", "n": 2}',
+        input=b"\x89PNG",
+    )
+    assert json.loads(put.stdout) == {
+        "filename": "blob",
+        "version": 0,
+        "bytes": 4,
+        "mime_type": "image/png",
+    }
+    (listed,) = json.loads(cli("artifacts", "list", *IN_SESSION, "--dsn", dsn, "--json").stdout)
+    (version,) = listed["versions"]
+    assert version["mime_type"] == "image/png"
+    assert version["custom_metadata"] == {"source": "camera", "n": 2}
+    bad = cli(
+        "artifacts",
+        "put",
+        "blob",
+        "-",
+        *IN_SESSION,
+        "--metadata",
+        "[1]",
+        "--dsn",
+        dsn,
+        input=b"",
+        code=2,
+    )
+    assert "JSON object" in bad.stderr
+
+
+def test_reading_before_anything_was_stored_says_so(cli: Any, dsn: str) -> None:
+    result = cli("artifacts", "list", *WHO, "--dsn", dsn, code=1)
+    assert "artifact tables do not exist" in result.stderr
+    assert "artifacts put" in result.stderr
+
+
+def test_the_size_limit_from_a_service_uri_refuses_a_big_file(cli: Any, dsn: str) -> None:
+    uri = service_uri(dsn, scheme="sqlspec+postgresql", max_artifact_bytes=10)
+    refused = cli(
+        "artifacts", "put", "big.bin", "-", *IN_SESSION, "--dsn", uri, input=b"x" * 11, code=1
+    )
+    assert "10" in refused.stderr
+    cli("artifacts", "put", "big.bin", "-", *IN_SESSION, "--dsn", uri, input=b"x" * 10)
