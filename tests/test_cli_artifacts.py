@@ -140,3 +140,29 @@ def test_the_size_limit_from_a_service_uri_refuses_a_big_file(cli: Any, dsn: str
     )
     assert "10" in refused.stderr
     cli("artifacts", "put", "big.bin", "-", *IN_SESSION, "--dsn", uri, input=b"x" * 10)
+
+
+def doctor_check(cli: Any, dsn: str) -> dict[str, Any]:
+    report = json.loads(cli("doctor", "--dsn", dsn, "--json").stdout)
+    (check,) = [c for c in report["checks"] if c["name"] == "artifacts"]
+    check["tables"] = [t["name"] for t in report["tables"] if "artifact" in t["name"]]
+    return dict(check)
+
+
+def test_doctor_reports_the_artifacts_and_their_size(cli: Any, dsn: str) -> None:
+    cli("init", "--dsn", dsn)
+    before = doctor_check(cli, dsn)
+    assert (before["status"], before["detail"]) == ("info", "no artifact table adk_artifacts")
+    assert before["tables"] == []
+    for name in ("user:a", "user:b"):
+        cli("artifacts", "put", name, "-", *WHO, "--dsn", dsn, input=b"same bytes")
+    after = doctor_check(cli, dsn)
+    assert after["status"] == "ok"
+    assert after["detail"].startswith("adk_artifacts: 2 versions of 2 files, 1 distinct contents, ")
+    assert after["detail"].endswith(" on disk")
+    assert after["tables"] == [
+        "adk_artifacts",
+        "adk_artifact_files",
+        "adk_artifact_blobs",
+        "adk_artifact_chunks",
+    ]

@@ -60,6 +60,7 @@ __all__ = [
     "ProgressOption",
     "Target",
     "UserOption",
+    "artifacts_beside",
     "check_connection",
     "connection_config",
     "duration",
@@ -237,6 +238,13 @@ def open_artifact_store(dsn: str | None) -> AbstractContextManager[PsycopgSyncAD
     return _opened(
         dsn,
         lambda config, t: PsycopgSyncADKArtifactStore(config, **t.options_of(ARTIFACT_OPTIONS)),
+    )
+
+
+def artifacts_beside(store: PsycopgSyncADKStore, dsn: str | None) -> PsycopgSyncADKArtifactStore:
+    """The artifact store beside a session store: its pool, the tables ``--dsn``'s URI names."""
+    return PsycopgSyncADKArtifactStore(
+        store.config, **resolve_target(dsn).options_of(ARTIFACT_OPTIONS)
     )
 
 

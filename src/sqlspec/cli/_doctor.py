@@ -13,7 +13,11 @@ from rich.table import Table
 
 from sqlspec.adapters.psycopg import _catalog
 from sqlspec.adapters.psycopg._settings import PoolSettings
-from sqlspec.adapters.psycopg.adk import PsycopgSyncADKMemoryStore, PsycopgSyncADKStore
+from sqlspec.adapters.psycopg.adk import (
+    PsycopgSyncADKArtifactStore,
+    PsycopgSyncADKMemoryStore,
+    PsycopgSyncADKStore,
+)
 from sqlspec.adapters.psycopg.adk.session._import_adk import adk_sessions_beside
 from sqlspec.adapters.psycopg.adk.session._schema import SCHEMA_VERSION
 from sqlspec.cli._common import (
@@ -21,6 +25,7 @@ from sqlspec.cli._common import (
     DsnOption,
     JsonOption,
     Target,
+    artifacts_beside,
     emit_json,
     format_bytes,
     guarded,
@@ -262,6 +267,29 @@ def _memory_checks(
     return [Check("memory", "ok", f"{memory.memory_table}: {count} memories, search index valid")]
 
 
+def _artifact_check(artifacts: PsycopgSyncADKArtifactStore, tables: list[dict[str, Any]]) -> Check:
+    """The artifact tables: whether they are there, how many versions, their size on disk."""
+    versions, files, blobs, _chunks = tables
+    if not versions["exists"]:
+        return Check(
+            "artifacts",
+            "info",
+            f"no artifact table {artifacts.artifact_table}",
+            "the artifact service creates the tables on first use (or `sqlspec-adk artifacts put`)",
+        )
+
+    def rows(table: dict[str, Any]) -> str:
+        return f"{'' if table['rows_exact'] else '~'}{table['rows']}"
+
+    size = format_bytes(sum(t["total_bytes"] for t in tables if t["exists"]))
+    return Check(
+        "artifacts",
+        "ok",
+        f"{artifacts.artifact_table}: {rows(versions)} versions of {rows(files)} files, "
+        f"{rows(blobs)} distinct contents, {size} on disk",
+    )
+
+
 def _pgvector_check(available: str | None, installed: str | None) -> Check:
     """Whether vector search can be had here."""
     if installed:
@@ -305,7 +333,11 @@ _INDEX_FIELDS = ("name", "table", "bytes", "valid", "primary", "definition")
 
 
 def _diagnose(
-    store: PsycopgSyncADKStore, memory: PsycopgSyncADKMemoryStore, target: Target, workers: int
+    store: PsycopgSyncADKStore,
+    memory: PsycopgSyncADKMemoryStore,
+    artifacts: PsycopgSyncADKArtifactStore,
+    target: Target,
+    workers: int,
 ) -> dict[str, Any]:
     started = time.perf_counter()
     conn = store.config.create_connection()
@@ -327,6 +359,14 @@ def _diagnose(
         if memory_table["exists"]:
             tables.append(memory_table)
             indexes += memory_indexes
+        schema = artifacts.schema
+        artifact_tables = _catalog.table_stats(
+            conn, [schema.table, schema.files, schema.blobs, schema.chunks]
+        )
+        checks.append(_artifact_check(artifacts, artifact_tables))
+        present = [t for t in artifact_tables if t["exists"]]
+        tables += present
+        indexes += _catalog.index_stats(conn, [t["oid"] for t in present])
         pool = _pool_settings(target)
         checks.append(_pool_check(pool, server, workers))
         checks += _adk_check(adk_sessions_beside(conn, store.tables))
@@ -419,7 +459,9 @@ def doctor(
     target = resolve_target(dsn)
     try:
         with open_store(dsn) as store:
-            report = _diagnose(store, memory_beside(store, dsn), target, workers)
+            report = _diagnose(
+                store, memory_beside(store, dsn), artifacts_beside(store, dsn), target, workers
+            )
     except CLIError as exc:
         if not exc.message.startswith("cannot connect"):
             raise
