@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from benchmarks.artifacts import ARTIFACT_IMPLEMENTATIONS, scenario_artifacts
 from benchmarks.database import DSN_ENV, resolve_server, scratch_database
 from benchmarks.impls import IMPLEMENTATIONS, build_impls
 from benchmarks.memory import MEMORY_IMPLEMENTATIONS, scenario_memory
@@ -30,7 +31,7 @@ from sqlspec.adapters.psycopg.adk import PsycopgSyncADKStore
 __all__ = ["app", "main", "run_benchmarks"]
 
 #: What runs each scenario, by name.
-RUNNERS = {**SCENARIO_FUNCTIONS, "memory": scenario_memory}
+RUNNERS = {**SCENARIO_FUNCTIONS, "memory": scenario_memory, "artifacts": scenario_artifacts}
 
 app = typer.Typer(add_completion=False, help=__doc__, rich_markup_mode="rich")
 
@@ -165,6 +166,8 @@ def bench(
             + ", ".join(cls.key for cls in IMPLEMENTATIONS)
             + "; in the memory scenario: "
             + ", ".join(MEMORY_IMPLEMENTATIONS)
+            + "; in the artifacts scenario: "
+            + ", ".join(ARTIFACT_IMPLEMENTATIONS)
         ),
     ] = None,
     json_out: Annotated[
@@ -266,6 +269,10 @@ def bench(
         int | None,
         typer.Option(help=_h("7: timed searches per row and table state.", "memory_searches")),
     ] = None,
+    artifact_runs: Annotated[
+        int | None,
+        typer.Option(help=_h("8: timed saves and loads per content size.", "artifact_runs")),
+    ] = None,
 ) -> None:
     """Benchmark the sqlspec ADK stores against ADK's DatabaseSessionService and a raw floor.
 
@@ -279,7 +286,11 @@ def bench(
     }
     sizes = (quick_sizes() if quick else Sizes()).with_overrides(overrides)
     names = _scenario_names(scenario)
-    keys = {cls.key for cls in IMPLEMENTATIONS} | set(MEMORY_IMPLEMENTATIONS)
+    keys = (
+        {cls.key for cls in IMPLEMENTATIONS}
+        | set(MEMORY_IMPLEMENTATIONS)
+        | set(ARTIFACT_IMPLEMENTATIONS)
+    )
     chosen = set(impl or [])
     if chosen - keys:
         raise typer.BadParameter(

@@ -16,6 +16,7 @@ SCENARIOS: tuple[str, ...] = (
     "concurrency",
     "bulk",
     "memory",
+    "artifacts",
 )
 
 
@@ -67,6 +68,9 @@ class Sizes:
     memory_per_user: int = 1_000
     memory_heavy: int = 100_000
     memory_searches: int = 200
+    #: 8. Artifacts: the content sizes saved and loaded, and timed calls of each.
+    artifact_sizes: tuple[int, ...] = (1_000, 1_000_000, 50_000_000)
+    artifact_runs: int = 30
 
     def with_overrides(self, overrides: dict[str, Any]) -> Sizes:
         """A copy with the given (non-``None``) fields replaced."""
@@ -108,4 +112,6 @@ def quick_sizes() -> Sizes:
         memory_per_user=100,
         memory_heavy=5_000,
         memory_searches=20,
+        artifact_sizes=(1_000, 1_000_000, 5_000_000),
+        artifact_runs=3,
     )

@@ -11,13 +11,14 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from benchmarks.artifacts import ARTIFACT_FAMILIES
 from benchmarks.impls import IMPLEMENTATIONS
 from benchmarks.measure import Result
 from benchmarks.memory import HYBRID, MEMORY_FAMILIES, S7, TEXT
 
 __all__ = ["Report", "Target", "evaluate_targets", "render"]
 
-_FAMILY = {cls.label: cls.family for cls in IMPLEMENTATIONS} | MEMORY_FAMILIES
+_FAMILY = {cls.label: cls.family for cls in IMPLEMENTATIONS} | MEMORY_FAMILIES | ARTIFACT_FAMILIES
 _ASYNC = {cls.label: cls.is_async for cls in IMPLEMENTATIONS}
 _FLOOR_ASYNC = "raw psycopg · async (floor)"
 _FLOOR_SYNC = "raw psycopg · sync (floor)"
@@ -100,7 +101,8 @@ def render(report: Report, console: Console) -> None:
             "x floor: this row's time over the raw floor's of the same mode (1.00x = floor). "
             "ADK ÷: the fastest ADK DatabaseSessionService's time over this row's "
             "(5x = five times faster than ADK; in 7 memory, ADK's InMemoryMemoryService, "
-            "in-process). Throughput rows compare time per append (per memory)."
+            "in-process; in 8 artifacts, ADK's FileArtifactService). "
+            "Throughput rows compare time per append (per memory)."
         ),
         show_lines=False,
         expand=False,

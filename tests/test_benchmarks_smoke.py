@@ -96,6 +96,7 @@ def test_every_scenario_runs_without_errors(quick_run: dict[str, Any]) -> None:
         "5 concurrency",
         "6 bulk",
         "7 memory",
+        "8 artifacts",
     }
     assert "targets" in quick_run["stdout"]
 
@@ -131,3 +132,24 @@ def test_the_memory_scenario_has_its_rows(quick_run: dict[str, Any]) -> None:
     assert any("fresh table" in row["operation"] for row in searches)
     assert any("VACUUM (ANALYZE)" in row["operation"] for row in searches)
     assert any(row["name"].startswith("memory search") for row in quick_run["targets"])
+
+
+@pytest.mark.slow
+def test_the_artifacts_scenario_compares_save_and_load_with_adks_services(
+    quick_run: dict[str, Any],
+) -> None:
+    rows = [row for row in quick_run["results"] if row["scenario"] == "8 artifacts"]
+    operations = {row["operation"] for row in rows}
+    assert operations == {
+        f"{op} {size}" for op in ("save", "load") for size in ("1 KB", "1 MB", "5 MB")
+    }
+    for operation in operations:
+        measured = {
+            row["impl"] for row in rows if row["operation"] == operation and row["median_ms"]
+        }
+        assert measured == {
+            "sqlspec async · artifact service",
+            "ADK FileArtifactService (local disk)",
+            "ADK InMemoryArtifactService (in-process dict, no database)",
+        }
+    assert all(row["extra"].endswith(" MB/s") for row in rows)
