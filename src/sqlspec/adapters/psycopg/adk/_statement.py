@@ -63,9 +63,12 @@ class Statement(Generic[Row_co]):
     same round trip: for a statement whose index the planner undervalues on a
     table without statistics (a GIN index, say), so that its plan never depends
     on them.
+
+    ``binary`` asks for the rows in binary: for large ``bytea`` columns, which
+    the text format would send hex-encoded, twice their size, to be decoded here.
     """
 
-    __slots__ = ("index_only", "query", "row_factory", "text")
+    __slots__ = ("binary", "index_only", "query", "row_factory", "text")
 
     def __init__(
         self,
@@ -73,10 +76,12 @@ class Statement(Generic[Row_co]):
         row_factory: BaseRowFactory[Row_co],
         *,
         index_only: bool = False,
+        binary: bool = False,
     ) -> None:
         self.query = query
         self.row_factory = row_factory
         self.index_only = index_only
+        self.binary = binary
         self.text: bytes = _ONE_LINE.sub(b" ", query.as_bytes(None))
 
     def __repr__(self) -> str:

@@ -77,7 +77,9 @@ class AsyncStore(Generic[SchemaT]):
                                         # leaves the transaction for the pool to roll back.
                                         await conn.execute(b"BEGIN")
                                         await conn.execute(INDEX_ONLY)
-                                    await cur.execute(statement.text, params)
+                                    await cur.execute(
+                                        statement.text, params, binary=statement.binary
+                                    )
                                     if statement.index_only:
                                         await conn.execute(b"COMMIT")
                                 return await cur.fetchall()

@@ -80,7 +80,7 @@ class SyncStore(Generic[SchemaT]):
                                         # leaves the transaction for the pool to roll back.
                                         conn.execute(b"BEGIN")
                                         conn.execute(INDEX_ONLY)
-                                    cur.execute(statement.text, params)
+                                    cur.execute(statement.text, params, binary=statement.binary)
                                     if statement.index_only:
                                         conn.execute(b"COMMIT")
                                 return cur.fetchall()

@@ -29,8 +29,10 @@ def save(s: ArtifactSchema) -> Statement[int]:
     The file row's ``next_version`` is bumped by ``ON CONFLICT DO UPDATE``, which
     waits for a concurrent save of the same file and reads what it committed:
     versions are consecutive, none lost or taken twice. The blob and its chunks
-    (``%(chunks)s``, a ``bytea[]``) are written only when no blob has that hash;
-    with ``%(sha256)s`` null (a ``file_data`` part) nothing is.
+    (``%(chunks)b``, a ``bytea[]``) are written only when no blob has that hash;
+    with ``%(sha256)s`` null (a ``file_data`` part) nothing is. The chunks travel
+    in binary: psycopg would send a list as a text array, hex-escaping every byte
+    (1 MiB took 43 ms that way, 6 ms in binary).
     """
     return scalar(
         sql.SQL(
@@ -48,7 +50,7 @@ def save(s: ArtifactSchema) -> Statement[int]:
             ), chunk AS (
                 INSERT INTO {chunks} (sha256, seq, data)
                 SELECT b.sha256, c.seq - 1, c.data
-                FROM blob b, unnest(%(chunks)s::bytea[]) WITH ORDINALITY AS c(data, seq)
+                FROM blob b, unnest(%(chunks)b::bytea[]) WITH ORDINALITY AS c(data, seq)
             )
             INSERT INTO {artifacts} (app_name, user_id, session_id, filename, version, part,
                 content_kind, sha256, mime_type, custom_metadata, create_time)
@@ -79,6 +81,7 @@ def load(s: ArtifactSchema) -> Statement[LoadedChunk]:
     """Version ``%(version)s`` of a file (the latest if null), a row per chunk of its content.
 
     Content without chunks (empty, or none) gives one row with a null chunk.
+    Rows come in binary: a 1 MiB chunk in text would be 2 MiB of hex to decode.
     """
     return Statement(
         sql.SQL(
@@ -92,6 +95,7 @@ def load(s: ArtifactSchema) -> Statement[LoadedChunk]:
             ORDER BY c.seq"""
         ).format(artifacts=sql.Identifier(s.table), chunks=sql.Identifier(s.chunks), file=_FILE),
         class_row(LoadedChunk),
+        binary=True,
     )
 
 
