@@ -525,7 +525,52 @@ async def test_create_tables_is_idempotent(dsn: str) -> None:
     try:
         await store.create_tables()
         await store.create_tables()
-        assert await store.schema_version() == 1
-        assert await store.migrate(repair=True) == (1, 1)
+        assert await store.schema_version() == 2
+        assert await store.migrate(repair=True) == (2, 2)
+    finally:
+        await store.close()
+
+
+async def chunk_column(dsn: str) -> tuple[str, str]:
+    """How the chunk bytes are kept: (compression, storage)."""
+    async with await psycopg.AsyncConnection.connect(dsn) as conn:
+        cur = await conn.execute(
+            "SELECT attcompression::text, attstorage::text FROM pg_attribute"
+            " WHERE attrelid = 'adk_artifact_chunks'::regclass AND attname = 'data'"
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        return row[0], row[1]
+
+
+async def expected_chunk_column(dsn: str) -> tuple[str, str]:
+    """LZ4 where the server has it, else stored uncompressed (storage external)."""
+    async with await psycopg.AsyncConnection.connect(dsn) as conn:
+        cur = await conn.execute(
+            "SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'"
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        return ("l", "x") if row[0] else ("", "e")
+
+
+async def test_chunks_skip_pglz_also_after_an_upgrade_from_version_1(dsn: str) -> None:
+    store = PsycopgAsyncADKArtifactStore(PsycopgAsyncConfig(connection_config=pool_config(dsn)))
+    try:
+        await store.create_tables()
+        expected = await expected_chunk_column(dsn)
+        assert await chunk_column(dsn) == expected
+        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+            await conn.execute(
+                "ALTER TABLE adk_artifact_chunks ALTER COLUMN data SET COMPRESSION DEFAULT,"
+                " ALTER COLUMN data SET STORAGE EXTENDED"
+            )
+            await conn.execute(
+                "UPDATE sqlspec_adk_schema SET version = 1 WHERE session_table = 'adk_artifacts'"
+            )
+        assert await chunk_column(dsn) == ("", "x")
+        assert await store.migrate() == (1, 2)
+        assert await chunk_column(dsn) == expected
+        await save(SQLSpecArtifactService(store), "user:x", blob(b"\x00" * 3 * MIB))
     finally:
         await store.close()
