@@ -133,13 +133,20 @@ def test_reading_before_anything_was_stored_says_so(cli: Any, dsn: str) -> None:
     assert "artifacts put" in result.stderr
 
 
-def test_the_size_limit_from_a_service_uri_refuses_a_big_file(cli: Any, dsn: str) -> None:
+def test_the_size_limit_from_a_service_uri_refuses_a_big_file(
+    cli: Any, dsn: str, tmp_path: Path
+) -> None:
     uri = service_uri(dsn, scheme="sqlspec+postgresql", max_artifact_bytes=10)
-    refused = cli(
-        "artifacts", "put", "big.bin", "-", *IN_SESSION, "--dsn", uri, input=b"x" * 11, code=1
-    )
-    assert "10" in refused.stderr
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"x" * 11)
+    for source, stdin in ((str(big), None), ("-", b"x" * 11)):
+        args = ("artifacts", "put", "big.bin", source, *IN_SESSION, "--dsn", uri)
+        refused = cli(*args, input=stdin, code=1)
+        assert "larger than 10 bytes" in refused.stderr
+        assert "nothing was written" in refused.stderr
     cli("artifacts", "put", "big.bin", "-", *IN_SESSION, "--dsn", uri, input=b"x" * 10)
+    listed = json.loads(cli("artifacts", "list", *IN_SESSION, "--dsn", uri, "--json").stdout)
+    assert [v["version"] for v in listed[0]["versions"]] == [0]
 
 
 def doctor_check(cli: Any, dsn: str) -> dict[str, Any]:

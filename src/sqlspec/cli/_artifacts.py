@@ -60,12 +60,10 @@ FilenameArgument = Annotated[str, typer.Argument(help="The artifact's filename."
 
 
 @contextmanager
-def _service(dsn: str | None, *, create: bool = False) -> Iterator[SyncSQLSpecArtifactService]:
-    """The artifact service on ``--dsn`` (its tables created first with ``create``)."""
+def _service(dsn: str | None) -> Iterator[SyncSQLSpecArtifactService]:
+    """The artifact service on ``--dsn``; missing tables said as such."""
     try:
         with open_artifact_store(dsn) as store:
-            if create:
-                store.create_tables()
             yield SQLSpecArtifactService(store)
     except MissingTablesError:
         raise CLIError(
@@ -84,12 +82,25 @@ def _content(part: types.Part) -> bytes:
     raise CLIError(f"this version holds no content, only a reference to {uri!r}")
 
 
-def _read(source: str, progress: bool | None) -> bytes:
-    """The whole of ``source`` (a path, or ``-`` for stdin), read block by block."""
+def _read(source: str, progress: bool | None, limit: int) -> bytes:
+    """The whole of ``source`` (a path, or ``-`` for stdin), read block by block.
+
+    Refused as soon as it is known to exceed ``limit`` bytes (the store's
+    ``max_artifact_bytes``), before a big file is read whole.
+    """
+    too_big = CLIError(
+        f"{'stdin' if source == '-' else source} is larger than {limit} bytes, "
+        "the artifact store's max_artifact_bytes; nothing was written"
+    )
     if source == "-":
-        return sys.stdin.buffer.read()
+        data = sys.stdin.buffer.read(limit + 1)
+        if len(data) > limit:
+            raise too_big
+        return data
     with open(source, "rb") as file, progress_bar(progress) as bar:
         size = file.seek(0, 2)
+        if size > limit:
+            raise too_big
         file.seek(0)
         task = bar.add_task("reading", total=size) if bar is not None else None
         blocks = []
@@ -227,10 +238,11 @@ def put(
     """Store SOURCE as the artifact's next version (0 for a new one)."""
     custom_metadata = _metadata(metadata)
     mime = mime_type or mimetypes.guess_type(filename)[0] or "application/octet-stream"
-    data = _read(source, progress)
-    part = types.Part(inline_data=types.Blob(data=data, mime_type=mime))
-    with _service(dsn, create=True) as service:
-        saved = service.save_artifact(
+    with open_artifact_store(dsn) as store:
+        store.create_tables()
+        data = _read(source, progress, store.max_artifact_bytes)
+        part = types.Part(inline_data=types.Blob(data=data, mime_type=mime))
+        saved = SQLSpecArtifactService(store).save_artifact(
             app_name=app,
             user_id=user,
             session_id=session,
