@@ -11,11 +11,18 @@ Importing this module registers and loads the profile.
 
 from __future__ import annotations
 
+import asyncio
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
+import psycopg
 from hypothesis import HealthCheck, settings
 
-__all__ = ["PROFILE", "SOAK", "scaled"]
+from sqlspec.adapters.psycopg import PsycopgAsyncConfig, PsycopgSyncConfig
+
+__all__ = ["PROFILE", "SOAK", "StorePair", "scaled", "store_pair"]
 
 _SUPPRESSED = [
     HealthCheck.too_slow,
@@ -51,3 +58,41 @@ SOAK = PROFILE == "soak"
 def scaled(ci: float, soak: float) -> float:
     """``ci`` under the default profile, ``soak`` under the soak profile."""
     return soak if SOAK else ci
+
+
+class StorePair:
+    """An async and a sync store on one database, for a differential test to drive."""
+
+    def __init__(
+        self,
+        runner: asyncio.Runner,
+        reset: psycopg.Connection[Any],
+        async_store: Any,
+        sync_store: Any,
+    ) -> None:
+        #: Runs the async store's calls from the test's (sync) body.
+        self.runner = runner
+        #: An autocommit connection, to empty the tables between examples.
+        self.reset = reset
+        self.async_store = async_store
+        self.sync_store = sync_store
+
+
+@contextmanager
+def store_pair(
+    dsn: str, async_store_class: Any, sync_store_class: Any, **sync_tables: Any
+) -> Iterator[StorePair]:
+    """Both stores of a wing on ``dsn``, tables created, the sync one on ``sync_tables``."""
+    pool = {"conninfo": dsn, "min_size": 1, "max_size": 2}
+    with asyncio.Runner() as runner, psycopg.connect(dsn, autocommit=True) as reset:
+        async_config = PsycopgAsyncConfig(connection_config=pool)
+        sync_config = PsycopgSyncConfig(connection_config=pool)
+        try:
+            async_store = async_store_class(async_config)
+            runner.run(async_store.create_tables())
+            sync_store = sync_store_class(sync_config, **sync_tables)
+            sync_store.create_tables()
+            yield StorePair(runner, reset, async_store, sync_store)
+        finally:
+            runner.run(async_config.close())
+            sync_config.close()

@@ -40,7 +40,7 @@ from google.genai import types
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from _hypothesis import SOAK
+from _hypothesis import SOAK, store_pair
 from sqlspec.adapters.psycopg import PsycopgAsyncConfig, PsycopgSyncConfig
 from sqlspec.adapters.psycopg.adk import PsycopgAsyncADKStore, PsycopgSyncADKStore
 from sqlspec.extensions.adk import SQLSpecSessionService
@@ -454,25 +454,16 @@ class Harness:
 
 @pytest.fixture
 def harness(dsn: str) -> Iterator[Harness]:
-    with asyncio.Runner() as runner, psycopg.connect(dsn, autocommit=True) as reset:
-        async_config = PsycopgAsyncConfig(
-            connection_config={"conninfo": dsn, "min_size": 1, "max_size": 2}
-        )
-        async_store = PsycopgAsyncADKStore(async_config)
-        runner.run(async_store.create_tables())
-        sync_config = PsycopgSyncConfig(
-            connection_config={"conninfo": dsn, "min_size": 1, "max_size": 2}
-        )
-        sync_store = PsycopgSyncADKStore(sync_config, **SYNC_TABLES)
-        sync_store.create_tables()
+    with store_pair(dsn, PsycopgAsyncADKStore, PsycopgSyncADKStore, **SYNC_TABLES) as pair:
         h = Harness(
-            runner, reset, SQLSpecSessionService(async_store), SQLSpecSessionService(sync_store)
+            pair.runner,
+            pair.reset,
+            SQLSpecSessionService(pair.async_store),
+            SQLSpecSessionService(pair.sync_store),
         )
         try:
             yield h
         finally:
-            runner.run(async_config.close())
-            sync_config.close()
             print(f"\ndifferential: {h.examples} programs, {h.steps} steps x 3 services")
             print("  outcomes:", dict(sorted(h.outcomes.items())))
 
