@@ -6,7 +6,8 @@
   (``HYPOTHESIS_PROFILE=soak pytest tests/test_differential.py``). The stress and
   fault suites read :data:`SOAK` to run longer too.
 
-Importing this module registers and loads the profile.
+Importing this module registers and loads the profile. :func:`store_pair` opens
+the async and sync stores of a wing that a differential test compares.
 """
 
 from __future__ import annotations
