@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
+from google.genai import types
 from typer.testing import CliRunner
 
 from helpers import service_uri
+from sqlspec.adapters.psycopg import PsycopgSyncConfig
+from sqlspec.adapters.psycopg.adk import PsycopgSyncADKArtifactStore
 from sqlspec.cli import app
+from sqlspec.extensions.adk import SQLSpecArtifactService
 
 
 @pytest.fixture
@@ -144,6 +150,11 @@ def test_the_size_limit_from_a_service_uri_refuses_a_big_file(
         refused = cli(*args, input=stdin, code=1)
         assert "larger than 10 bytes" in refused.stderr
         assert "nothing was written" in refused.stderr
+    # Refused before anything reached the database: not even the tables were created.
+    assert (
+        "artifact tables do not exist"
+        in cli("artifacts", "list", *WHO, "--dsn", uri, code=1).stderr
+    )
     cli("artifacts", "put", "big.bin", "-", *IN_SESSION, "--dsn", uri, input=b"x" * 10)
     listed = json.loads(cli("artifacts", "list", *IN_SESSION, "--dsn", uri, "--json").stdout)
     assert [v["version"] for v in listed[0]["versions"]] == [0]
@@ -173,3 +184,47 @@ def test_doctor_reports_the_artifacts_and_their_size(cli: Any, dsn: str) -> None
         "adk_artifact_blobs",
         "adk_artifact_chunks",
     ]
+
+
+def test_put_reads_a_named_pipe_and_shows_progress(cli: Any, dsn: str, tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+
+    def feed() -> None:
+        with open(fifo, "wb") as writer:
+            writer.write(PAYLOAD)
+
+    writer = threading.Thread(target=feed)
+    writer.start()
+    args = ("artifacts", "put", "p.bin", str(fifo), *IN_SESSION, "--dsn", dsn, "--progress")
+    saved = cli(*args)
+    writer.join()
+    assert "reading" in saved.stderr
+    assert "Saved p.bin version 0" in saved.stdout
+    target = tmp_path / "back.bin"
+    got = cli(
+        "artifacts", "get", "p.bin", *IN_SESSION, "-o", str(target), "--dsn", dsn, "--progress"
+    )
+    assert "writing" in got.stderr
+    assert target.read_bytes() == PAYLOAD
+    assert not (tmp_path / "back.bin.partial").exists()
+    deleted = cli("artifacts", "delete", "p.bin", *IN_SESSION, "--dsn", dsn, "--json")
+    assert json.loads(deleted.stdout) == {"filename": "p.bin", "versions": 1}
+
+
+def test_get_writes_a_text_artifact_as_utf8_and_refuses_a_reference(cli: Any, dsn: str) -> None:
+    store = PsycopgSyncADKArtifactStore(PsycopgSyncConfig(connection_config={"conninfo": dsn}))
+    try:
+        store.create_tables()
+        service = SQLSpecArtifactService(store)
+        ids: dict[str, Any] = {"app_name": "shop", "user_id": "alice", "session_id": "s1"}
+        service.save_artifact(filename="note", artifact=types.Part(text="héllo"), **ids)
+        reference = types.Part(file_data=types.FileData(file_uri="gs://b/x.pdf"))
+        service.save_artifact(filename="ref", artifact=reference, **ids)
+    finally:
+        store.close()
+    assert (
+        cli("artifacts", "get", "note", *IN_SESSION, "--dsn", dsn).stdout_bytes == "héllo".encode()
+    )
+    refused = cli("artifacts", "get", "ref", *IN_SESSION, "--dsn", dsn, code=1)
+    assert "only a reference to 'gs://b/x.pdf'" in refused.stderr

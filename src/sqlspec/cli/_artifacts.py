@@ -8,11 +8,15 @@ whole version, so a command holds the artifact in memory once; the progress bar
 
 from __future__ import annotations
 
+import io
 import json
 import mimetypes
+import os
+import stat
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import IO, Annotated, Any
 
 import typer
@@ -24,16 +28,21 @@ from sqlspec.cli._common import (
     DsnOption,
     JsonOption,
     ProgressOption,
+    RequiredAppOption,
+    RequiredUserOption,
     emit_json,
     format_bytes,
     format_time,
     guarded,
     open_artifact_store,
     out_console,
+    partial_file,
     progress_bar,
+    read_progress,
+    tables_needed,
 )
-from sqlspec.exceptions import MissingTablesError
 from sqlspec.extensions.adk import SQLSpecArtifactService, SyncSQLSpecArtifactService
+from sqlspec.extensions.adk.artifact._codec import check_scope
 
 __all__ = ["artifacts_app"]
 
@@ -46,8 +55,6 @@ artifacts_app = typer.Typer(
 #: Bytes read or written per step of the progress bar.
 _BLOCK = 1 << 20
 
-RequiredApp = Annotated[str, typer.Option("--app", help="The app.")]
-RequiredUser = Annotated[str, typer.Option("--user", help="The user.")]
 SessionOption = Annotated[
     str | None,
     typer.Option(
@@ -58,18 +65,17 @@ SessionOption = Annotated[
 ]
 FilenameArgument = Annotated[str, typer.Argument(help="The artifact's filename.")]
 
+_NO_TABLES = (
+    "no artifact has been stored here: the artifact tables do not exist "
+    "(`sqlspec-adk artifacts put` creates them)"
+)
+
 
 @contextmanager
 def _service(dsn: str | None) -> Iterator[SyncSQLSpecArtifactService]:
     """The artifact service on ``--dsn``; missing tables said as such."""
-    try:
-        with open_artifact_store(dsn) as store:
-            yield SQLSpecArtifactService(store)
-    except MissingTablesError:
-        raise CLIError(
-            "no artifact has been stored here: the artifact tables do not exist "
-            "(`sqlspec-adk artifacts put` creates them)"
-        ) from None
+    with tables_needed(_NO_TABLES), open_artifact_store(dsn) as store:
+        yield SQLSpecArtifactService(store)
 
 
 def _content(part: types.Part) -> bytes:
@@ -82,33 +88,48 @@ def _content(part: types.Part) -> bytes:
     raise CLIError(f"this version holds no content, only a reference to {uri!r}")
 
 
+def _regular_file_size(file: IO[bytes]) -> int | None:
+    """The size of a regular file; ``None`` for a pipe, a terminal or a stream."""
+    try:
+        status = os.fstat(file.fileno())
+    except (OSError, ValueError):  # no file descriptor (io.UnsupportedOperation is both)
+        return None
+    return status.st_size if stat.S_ISREG(status.st_mode) else None
+
+
+@contextmanager
+def _opened(source: str) -> Iterator[IO[bytes]]:
+    """``source`` open for reading: stdin for ``-``, else the file (closed after)."""
+    if source == "-":
+        yield sys.stdin.buffer
+        return
+    with open(source, "rb") as file:
+        yield file
+
+
 def _read(source: str, progress: bool | None, limit: int) -> bytes:
     """The whole of ``source`` (a path, or ``-`` for stdin), read block by block.
 
     Refused as soon as it is known to exceed ``limit`` bytes (the store's
-    ``max_artifact_bytes``), before a big file is read whole.
+    ``max_artifact_bytes``): a regular file by its size, before it is read; a
+    pipe once more than ``limit`` bytes have come.
     """
     too_big = CLIError(
         f"{'stdin' if source == '-' else source} is larger than {limit} bytes, "
         "the artifact store's max_artifact_bytes; nothing was written"
     )
-    if source == "-":
-        data = sys.stdin.buffer.read(limit + 1)
-        if len(data) > limit:
+    with _opened(source) as file, progress_bar(progress) as bar:
+        size = _regular_file_size(file)
+        if size is not None and size > limit:
             raise too_big
-        return data
-    with open(source, "rb") as file, progress_bar(progress) as bar:
-        size = file.seek(0, 2)
-        if size > limit:
-            raise too_big
-        file.seek(0)
-        task = bar.add_task("reading", total=size) if bar is not None else None
-        blocks = []
-        while block := file.read(_BLOCK):
-            blocks.append(block)
-            if bar is not None and task is not None:
-                bar.advance(task, len(block))
-        return b"".join(blocks)
+        advance = read_progress(bar, file, file, size)
+        buffer = io.BytesIO()
+        while block := file.read(min(_BLOCK, limit + 1 - buffer.tell())):
+            buffer.write(block)
+            advance(len(block))
+            if buffer.tell() > limit:
+                raise too_big
+        return buffer.getvalue()
 
 
 def _write(data: bytes, target: IO[bytes], progress: bool | None) -> None:
@@ -128,8 +149,8 @@ def _write(data: bytes, target: IO[bytes], progress: bool | None) -> None:
 @guarded
 def list_(
     *,
-    app: RequiredApp,
-    user: RequiredUser,
+    app: RequiredAppOption,
+    user: RequiredUserOption,
     session: SessionOption = None,
     dsn: DsnOption = None,
     json_output: JsonOption = False,
@@ -179,8 +200,8 @@ def list_(
 def get(
     *,
     filename: FilenameArgument,
-    app: RequiredApp,
-    user: RequiredUser,
+    app: RequiredAppOption,
+    user: RequiredUserOption,
     session: SessionOption = None,
     version: Annotated[
         int | None,
@@ -206,7 +227,7 @@ def get(
     if output == "-":
         _write(data, sys.stdout.buffer, progress)
         return
-    with open(output, "wb") as target:
+    with partial_file(Path(output)) as partial, open(partial, "wb") as target:
         _write(data, target, progress)
 
 
@@ -216,8 +237,8 @@ def put(
     *,
     filename: FilenameArgument,
     source: Annotated[str, typer.Argument(metavar="SOURCE", help="The file to store; - is stdin.")],
-    app: RequiredApp,
-    user: RequiredUser,
+    app: RequiredAppOption,
+    user: RequiredUserOption,
     session: SessionOption = None,
     mime_type: Annotated[
         str | None,
@@ -239,9 +260,9 @@ def put(
     custom_metadata = _metadata(metadata)
     mime = mime_type or mimetypes.guess_type(filename)[0] or "application/octet-stream"
     with open_artifact_store(dsn) as store:
-        store.create_tables()
         data = _read(source, progress, store.max_artifact_bytes)
         part = types.Part(inline_data=types.Blob(data=data, mime_type=mime))
+        store.create_tables()
         saved = SQLSpecArtifactService(store).save_artifact(
             app_name=app,
             user_id=user,
@@ -273,21 +294,21 @@ def _metadata(text: str | None) -> dict[str, Any] | None:
 def delete(
     *,
     filename: FilenameArgument,
-    app: RequiredApp,
-    user: RequiredUser,
+    app: RequiredAppOption,
+    user: RequiredUserOption,
     session: SessionOption = None,
     dsn: DsnOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Delete every version of an artifact (and content no other version holds)."""
-    ids: dict[str, Any] = {"app_name": app, "user_id": user, "session_id": session}
-    with _service(dsn) as service:
-        versions = service.list_versions(filename=filename, **ids)
-        service.delete_artifact(filename=filename, **ids)
+    # The store, not the service: its delete says how many versions went, in the one call.
+    scope = check_scope(app, user, filename, session)
+    with tables_needed(_NO_TABLES), open_artifact_store(dsn) as store:
+        versions = store.delete(app_name=app, user_id=user, session_id=scope, filename=filename)
     if json_output:
-        emit_json({"filename": filename, "versions": len(versions)})
+        emit_json({"filename": filename, "versions": versions})
         return
     if not versions:
         out_console().print(f"No artifact {filename!r} for app {app!r} and user {user!r}.")
         raise typer.Exit(1)
-    out_console().print(f"Deleted {filename} ({len(versions)} version(s)).")
+    out_console().print(f"Deleted {filename} ({versions} version(s)).")

@@ -16,7 +16,8 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
+from pathlib import Path
+from typing import IO, Annotated, Any, NoReturn, ParamSpec, TypeVar
 
 import psycopg
 import psycopg_pool
@@ -58,6 +59,8 @@ __all__ = [
     "DsnOption",
     "JsonOption",
     "ProgressOption",
+    "RequiredAppOption",
+    "RequiredUserOption",
     "Target",
     "UserOption",
     "artifacts_beside",
@@ -77,9 +80,12 @@ __all__ = [
     "open_memory_store",
     "open_store",
     "out_console",
+    "partial_file",
     "progress_bar",
+    "read_progress",
     "remember_password",
     "resolve_target",
+    "tables_needed",
 ]
 
 P = ParamSpec("P")
@@ -104,6 +110,8 @@ AppOption = Annotated[str | None, typer.Option("--app", help="Only this app.", s
 UserOption = Annotated[
     str | None, typer.Option("--user", help="Only this user.", show_default=False)
 ]
+RequiredAppOption = Annotated[str, typer.Option("--app", help="The app.")]
+RequiredUserOption = Annotated[str, typer.Option("--user", help="The user.")]
 ProgressOption = Annotated[
     bool | None,
     typer.Option(
@@ -441,3 +449,44 @@ def progress_bar(enabled: bool | None) -> Iterator[Progress | None]:
 def stdin_is_terminal() -> bool:
     """Whether a person may be typing on stdin."""
     return sys.stdin.isatty()
+
+
+def read_progress(
+    bar: Progress | None, stream: IO[bytes], raw: IO[bytes], size: int | None
+) -> Callable[[int], None]:
+    """Advance a bar by the bytes read (by the position in the file, if compressed)."""
+    if bar is None:
+        return lambda _n: None
+    task = bar.add_task("reading", total=size)
+    if stream is raw:
+
+        def advance(n: int) -> None:
+            bar.advance(task, n)
+
+        return advance
+
+    def seek_position(_n: int) -> None:
+        bar.update(task, completed=raw.tell())
+
+    return seek_position
+
+
+@contextmanager
+def partial_file(path: Path) -> Iterator[Path]:
+    """Write ``path`` through ``path.partial``, renamed at the end: a failure leaves nothing."""
+    partial = path.with_name(path.name + ".partial")
+    try:
+        yield partial
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def tables_needed(message: str) -> Iterator[None]:
+    """Turn a missing table into ``message``: which tables, and what creates them."""
+    try:
+        yield
+    except MissingTablesError:
+        raise CLIError(message) from None

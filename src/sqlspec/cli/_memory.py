@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -14,17 +13,18 @@ from rich.table import Table
 
 from sqlspec.cli._common import (
     AppOption,
-    CLIError,
     DsnOption,
     JsonOption,
+    RequiredAppOption,
+    RequiredUserOption,
     UserOption,
     duration,
     emit_json,
     guarded,
     open_memory_store,
     out_console,
+    tables_needed,
 )
-from sqlspec.exceptions import MissingTablesError
 from sqlspec.extensions.adk.memory._codec import memory_records
 
 __all__ = ["memory_app"]
@@ -35,23 +35,16 @@ memory_app = typer.Typer(
     add_completion=False,
 )
 
-RequiredApp = Annotated[str, typer.Option("--app", help="The app.")]
-RequiredUser = Annotated[str, typer.Option("--user", help="The user.")]
-
 
 def memory_json(memory: MemoryEntry) -> dict[str, Any]:
     """A memory as ``--json`` prints it."""
     return memory.model_dump(mode="json", exclude_none=True)
 
 
-@contextmanager
-def _tables_needed() -> Iterator[None]:
-    try:
-        yield
-    except MissingTablesError:
-        raise CLIError(
-            "the memory table does not exist: create it with `sqlspec-adk memory init`"
-        ) from None
+def _tables_needed() -> AbstractContextManager[None]:
+    return tables_needed(
+        "the memory table does not exist: create it with `sqlspec-adk memory init`"
+    )
 
 
 def _text(memory: MemoryEntry) -> str:
@@ -80,8 +73,8 @@ def init(dsn: DsnOption = None, json_output: JsonOption = False) -> None:
 def search(
     *,
     query: Annotated[str, typer.Argument(help="What to look for, in plain words.")],
-    app: RequiredApp,
-    user: RequiredUser,
+    app: RequiredAppOption,
+    user: RequiredUserOption,
     dsn: DsnOption = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many.")] = 10,
     json_output: JsonOption = False,
@@ -111,8 +104,8 @@ def search(
 def add(
     *,
     text: Annotated[str, typer.Argument(help="What to remember.")],
-    app: RequiredApp,
-    user: RequiredUser,
+    app: RequiredAppOption,
+    user: RequiredUserOption,
     dsn: DsnOption = None,
     memory_id: Annotated[
         str | None,
@@ -176,8 +169,8 @@ def prune(
 def delete(
     *,
     memory_id: Annotated[str, typer.Argument(help="The memory's id.")],
-    app: RequiredApp,
-    user: RequiredUser,
+    app: RequiredAppOption,
+    user: RequiredUserOption,
     dsn: DsnOption = None,
     json_output: JsonOption = False,
 ) -> None:

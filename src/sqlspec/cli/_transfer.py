@@ -36,7 +36,9 @@ from sqlspec.cli._common import (
     memory_beside,
     open_store,
     out_console,
+    partial_file,
     progress_bar,
+    read_progress,
     remember_password,
 )
 from sqlspec.extensions.adk import ImportResult
@@ -142,16 +144,12 @@ def _export_file(
     callback: Any,
 ) -> dict[str, int]:
     """Export into ``path`` through a temporary file, so a failed export leaves nothing."""
-    partial = path.with_name(path.name + ".partial")
     opener: Callable[..., IO[str]] = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(partial, "wt", encoding="utf-8", newline="\n") as sink:
-            counts = export_jsonl(sink, app_name=app, user_id=user, progress=callback)
-        os.replace(partial, path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    return counts
+    with (
+        partial_file(path) as partial,
+        opener(partial, "wt", encoding="utf-8", newline="\n") as sink,
+    ):
+        return export_jsonl(sink, app_name=app, user_id=user, progress=callback)
 
 
 def _checked_lines(
@@ -195,26 +193,6 @@ def _open_input(name: str) -> tuple[IO[bytes], IO[bytes], int | None]:
     return raw, raw, size
 
 
-def _read_progress(
-    bar: Progress | None, stream: IO[bytes], raw: IO[bytes], size: int | None
-) -> Callable[[int], None]:
-    """Advance a bar by the bytes read (by the position in the file, if compressed)."""
-    if bar is None:
-        return lambda _n: None
-    task = bar.add_task("reading", total=size)
-    if stream is raw:
-
-        def advance(n: int) -> None:
-            bar.advance(task, n)
-
-        return advance
-
-    def seek_position(_n: int) -> None:
-        bar.update(task, completed=raw.tell())
-
-    return seek_position
-
-
 @guarded
 def import_(
     input_: Annotated[
@@ -238,7 +216,7 @@ def import_(
         stream, raw, size = _open_input(input_)
         try:
             with progress_bar(progress) as bar:
-                read = _read_progress(bar, stream, raw, size)
+                read = read_progress(bar, stream, raw, size)
                 result = store.import_jsonl(_checked_lines(stream, read, memory_lines))
         finally:
             if input_ != "-":
