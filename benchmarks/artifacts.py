@@ -75,13 +75,13 @@ class _Opened:
             shutil.rmtree(self.folder, ignore_errors=True)
 
 
-async def _open(ctx: Context) -> _Opened:
+async def _open(ctx: Context, opened: _Opened) -> None:
+    """Open the chosen services into ``opened`` (closed by the caller, even if this fails)."""
     chosen = {
         label
         for key, (label, _) in ARTIFACT_IMPLEMENTATIONS.items()
         if ctx.selected is None or key in ctx.selected
     }
-    opened = _Opened({}, None, None)
     if SQLSPEC in chosen:
         opened.config = PsycopgAsyncConfig({"conninfo": ctx.dsn, "min_size": 1, "max_size": 2})
         store = PsycopgAsyncADKArtifactStore(
@@ -94,21 +94,32 @@ async def _open(ctx: Context) -> _Opened:
         opened.services[FILE] = FileArtifactService(opened.folder)
     if IN_MEMORY in chosen:
         opened.services[IN_MEMORY] = InMemoryArtifactService()
-    return opened
 
 
-def _saver(service: BaseArtifactService, size: int) -> Callable[[int], Awaitable[Any]]:
-    """Save call ``i``: ``size`` bytes, distinct from every other call's."""
+def _saver(service: BaseArtifactService, size: int) -> Series:
+    """Saves of ``size`` bytes, each turn's distinct from every other's.
+
+    Each turn's part is built, and the versions before it deleted, untimed (in
+    ``prepare``): the copy of the content is not timed, and no service holds
+    more than a turn's versions of it.
+    """
+    filename = f"save-{size}"
+    ids: dict[str, Any] = {"app_name": APP, "user_id": USER, "session_id": SESSION}
     content = bytearray(os.urandom(size))
+    turn = types.Part()
+    turns = 0
 
-    def save(i: int) -> Awaitable[Any]:
-        content[:8] = i.to_bytes(8, "big")[: min(8, size)]
-        part = types.Part(inline_data=types.Blob(data=bytes(content), mime_type=MIME))
-        return service.save_artifact(
-            app_name=APP, user_id=USER, session_id=SESSION, filename=f"save-{size}", artifact=part
-        )
+    async def prepare() -> None:
+        nonlocal turn, turns
+        await service.delete_artifact(filename=filename, **ids)
+        content[:8] = turns.to_bytes(8, "big")[: min(8, size)]
+        turns += 1
+        turn = types.Part(inline_data=types.Blob(data=bytes(content), mime_type=MIME))
 
-    return save
+    async def save(_i: int) -> None:
+        await service.save_artifact(filename=filename, artifact=turn, **ids)
+
+    return Series(None, True, save, prepare=prepare)
 
 
 async def _loader(service: BaseArtifactService, size: int) -> Callable[[int], Awaitable[Any]]:
@@ -131,23 +142,28 @@ async def _loader(service: BaseArtifactService, size: int) -> Callable[[int], Aw
 
 
 async def scenario_artifacts(ctx: Context) -> None:
-    opened = await _open(ctx)
-    if not opened.services:
-        ctx.notes.append(f"{S8}: skipped: no artifact implementation among --impl")
-        return
+    opened = _Opened({}, None, None)
     try:
+        await _open(ctx, opened)
+        if not opened.services:
+            ctx.notes.append(f"{S8}: skipped: no artifact implementation among --impl")
+            return
         for size in ctx.sizes.artifact_sizes:
             for operation in ("save", "load"):
                 name = f"{operation} {_label(size)}"
                 ctx.status(f"{S8} · {name}")
                 series = []
                 for label, service in opened.services.items():
-                    fn = _saver(service, size) if operation == "save" else None
-                    if fn is None:
-                        fn = await _loader(service, size)
-                    series.append(Series(label, True, fn))
+                    if operation == "save":
+                        entry = _saver(service, size)
+                    else:
+                        entry = Series(None, True, await _loader(service, size))
+                    entry.key = label
+                    series.append(entry)
                 runs = ctx.sizes.artifact_runs
-                budget = ctx.budget(runs, warmup=min(ctx.sizes.warmup, max(1, runs // 5)))
+                warmup = min(ctx.sizes.warmup, max(1, runs // 5))
+                # One call per turn: each save's part is prepared untimed, just before it.
+                budget = ctx.budget(runs, warmup=warmup, chunk=1)
                 await time_interleaved(series, budget)
                 _record(ctx, name, size, series)
     finally:
