@@ -409,6 +409,21 @@ async def test_a_filename_with_nul_is_refused(artifacts: Any) -> None:
 # ------------------------------------------------------------------ storage
 
 
+async def test_json_nested_too_deep_to_read_back_is_refused(db_artifacts: Any) -> None:
+    # Deeper than pydantic reads (~200 levels), within what it writes (~250).
+    deep: Any = 0
+    for _ in range(230):
+        deep = [deep]
+    with pytest.raises(InvalidValueError, match="nested too deeply"):
+        await save(db_artifacts, "m", types.Part(text="x"), custom_metadata={"d": deep})
+    call = types.FunctionCall(name="f", args={"d": deep})
+    with pytest.raises(InvalidValueError, match="nested too deeply"):
+        await save(db_artifacts, "p", types.Part(text="x", function_call=call))
+    assert (
+        await db_artifacts.list_artifact_keys(app_name=APP, user_id=USER, session_id=SESSION) == []
+    )
+
+
 async def test_canonical_uri_is_a_sqlspec_uri(db_artifacts: Any) -> None:
     await save(db_artifacts, "a b/c.txt", types.Part(text="x"))
     await save(db_artifacts, "user:u", types.Part(text="x"))

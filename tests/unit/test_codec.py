@@ -21,6 +21,7 @@ from google.adk.sessions.session import Session
 from google.genai import types
 
 from sqlspec import CorruptDataError, InvalidValueError
+from sqlspec.extensions.adk._json import readable
 from sqlspec.extensions.adk.session import _codec
 
 
@@ -102,20 +103,20 @@ def test_decode_state_of_nothing_stored_is_empty() -> None:
 def test_readable_refuses_json_nested_deeper_than_pydantic_reads() -> None:
     deep = "[" * 300 + "]" * 300
     with pytest.raises(InvalidValueError, match="nested too deeply"):
-        _codec.readable(deep)
+        readable(deep)
     with pytest.raises(InvalidValueError):
         _codec.state_json({"deep": json.loads(deep)})
 
 
 def test_readable_accepts_ordinary_and_merely_bracket_heavy_json() -> None:
     ordinary = '{"a": [1, {"b": 2}]}'
-    assert _codec.readable(ordinary) is ordinary
+    assert readable(ordinary) is ordinary
     # Many brackets (past the cheap count), shallow nesting: parsed and accepted.
     wide = json.dumps([[i] for i in range(500)])
-    assert _codec.readable(wide) == wide
+    assert readable(wide) == wide
     # Deep but within pydantic's limit.
     nested = "[" * 150 + "]" * 150
-    assert _codec.readable(nested) == nested
+    assert readable(nested) == nested
 
 
 # --------------------------------------------------------------------------- events

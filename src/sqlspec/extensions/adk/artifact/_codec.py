@@ -8,7 +8,6 @@ here knows a database.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, cast
@@ -22,6 +21,7 @@ from google.adk.platform import time as platform_time
 from google.genai import types
 
 from sqlspec.exceptions import InvalidValueError
+from sqlspec.extensions.adk._json import readable
 
 __all__ = [
     "USER_PREFIX",
@@ -136,7 +136,7 @@ def artifact_record(
     else:
         raise InputValidationError("Not supported artifact type.")
     return ArtifactRecord(
-        part=stripped.model_dump_json(exclude_none=True),
+        part=readable(stripped.model_dump_json(exclude_none=True)),
         content_kind=content_kind,
         content=content,
         mime_type=mime_type,
@@ -209,6 +209,7 @@ def version_info(
 
 def _json(value: dict[str, Any]) -> str:
     try:
-        return pydantic_core.to_json(copy.deepcopy(value)).decode()
+        text = pydantic_core.to_json(value).decode()
     except (pydantic_core.PydanticSerializationError, ValueError, TypeError) as exc:
         raise InvalidValueError(f"custom_metadata cannot be stored as JSON: {exc}") from exc
+    return readable(text)

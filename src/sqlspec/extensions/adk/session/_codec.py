@@ -25,6 +25,7 @@ from google.adk.sessions.session import Session
 from google.adk.sessions.state import State
 
 from sqlspec.exceptions import CorruptDataError, InvalidValueError
+from sqlspec.extensions.adk._json import readable
 
 __all__ = [
     "StateParts",
@@ -39,7 +40,6 @@ __all__ = [
     "get_revision",
     "merge_state",
     "new_session_id",
-    "readable",
     "set_revision",
     "split_state",
     "state_json",
@@ -138,25 +138,6 @@ def decode_state(text: str | None) -> dict[str, Any]:
         return {}
     value: dict[str, Any] = pydantic_core.from_json(text)
     return value
-
-
-#: JSON with fewer brackets than this cannot nest deep enough to need a check.
-_NESTING_CHECKED_FROM = 128
-
-
-def readable(text: str) -> str:
-    """``text``, if it can be read back: refuse JSON nested deeper than pydantic parses.
-
-    pydantic stops at about 200 levels; such JSON would be stored, then fail
-    every read. Counting brackets is cheap, so only large documents are parsed.
-    """
-    if text.count("{") + text.count("[") < _NESTING_CHECKED_FROM:
-        return text
-    try:
-        pydantic_core.from_json(text)
-    except ValueError as exc:
-        raise InvalidValueError(f"value nested too deeply to be read back: {exc}") from exc
-    return text
 
 
 def event_json(event: Event) -> str:
