@@ -17,6 +17,7 @@ __all__ = [
     "TEXT_FIELD_MAX_LENGTH",
     "check_ids",
     "check_required_ids",
+    "check_text",
     "jsonb_text",
     "to_timestamptz",
 ]
@@ -45,24 +46,27 @@ def check_required_ids(**ids: str) -> None:
 
 def check_id(name: str, value: object) -> None:
     """Refuse one id PostgreSQL cannot store in its column."""
-    if not isinstance(value, str):
-        raise InvalidValueError(f"{name} must be a str, got {type(value).__name__}")
-    if not _is_utf8(value):
-        raise InvalidValueError(f"{name} holds a lone surrogate, which is not valid UTF-8")
+    check_text(name, value)
+    assert isinstance(value, str)
     if len(value) > ID_MAX_LENGTH:
         raise InvalidValueError(
             f"{name} is {len(value)} characters long; the column holds at most {ID_MAX_LENGTH}"
         )
+
+
+def check_text(name: str, value: object) -> int:
+    """Refuse a value no PostgreSQL text column stores; returns its size in UTF-8 bytes."""
+    if not isinstance(value, str):
+        raise InvalidValueError(f"{name} must be a str, got {type(value).__name__}")
+    try:
+        size = len(value.encode())
+    except UnicodeEncodeError:
+        raise InvalidValueError(
+            f"{name} holds a lone surrogate, which is not valid UTF-8"
+        ) from None
     if "\x00" in value:
         raise InvalidValueError(f"{name} contains a NUL character, which PostgreSQL cannot store")
-
-
-def _is_utf8(text: str) -> bool:
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
+    return size
 
 
 #: A JSON string (skipped), or a number written with a positive exponent (group 1).

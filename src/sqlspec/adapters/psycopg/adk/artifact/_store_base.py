@@ -135,14 +135,7 @@ class ArtifactStoreBase:
 
 def check_filename(filename: str) -> None:
     """Refuse a filename PostgreSQL cannot store in its column."""
-    if not isinstance(filename, str):
-        raise InvalidValueError(f"filename must be a str, got {type(filename).__name__}")
-    if "\x00" in filename:
-        raise InvalidValueError("filename contains a NUL character, which PostgreSQL cannot store")
-    try:
-        size = len(filename.encode())
-    except UnicodeEncodeError:
-        raise InvalidValueError("filename holds a lone surrogate, which is not UTF-8") from None
+    size = _values.check_text("filename", filename)
     if size > FILENAME_MAX_BYTES:
         raise InvalidValueError(
             f"filename is {size} bytes in UTF-8; the store keeps at most {FILENAME_MAX_BYTES}"
