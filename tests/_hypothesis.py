@@ -16,6 +16,7 @@ import asyncio
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -61,22 +62,16 @@ def scaled(ci: float, soak: float) -> float:
     return soak if SOAK else ci
 
 
+@dataclass
 class StorePair:
     """An async and a sync store on one database, for a differential test to drive."""
 
-    def __init__(
-        self,
-        runner: asyncio.Runner,
-        reset: psycopg.Connection[Any],
-        async_store: Any,
-        sync_store: Any,
-    ) -> None:
-        #: Runs the async store's calls from the test's (sync) body.
-        self.runner = runner
-        #: An autocommit connection, to empty the tables between examples.
-        self.reset = reset
-        self.async_store = async_store
-        self.sync_store = sync_store
+    #: Runs the async store's calls from the test's (sync) body.
+    runner: asyncio.Runner
+    #: An autocommit connection, to empty the tables between examples.
+    reset: psycopg.Connection[Any]
+    async_store: Any
+    sync_store: Any
 
 
 @contextmanager
