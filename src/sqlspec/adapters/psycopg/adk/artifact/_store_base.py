@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from google.adk.artifacts.base_artifact_service import ArtifactVersion
+from google.genai import types
 
 from sqlspec.adapters.psycopg.adk import _values
 from sqlspec.adapters.psycopg.adk.artifact._schema import FILENAME_MAX_BYTES, ArtifactSchema
 from sqlspec.adapters.psycopg.adk.artifact._statements import ArtifactStatements, VersionRow
 from sqlspec.exceptions import ImproperConfigurationError, InvalidValueError
-from sqlspec.extensions.adk.artifact._codec import ArtifactRecord, version_info
+from sqlspec.extensions.adk.artifact._codec import ArtifactRecord, artifact_record, version_info
 
-__all__ = ["CHUNK_SIZE", "DEFAULT_MAX_ARTIFACT_BYTES", "ArtifactStoreBase", "chunks"]
+__all__ = [
+    "CHUNK_SIZE",
+    "DEFAULT_MAX_ARTIFACT_BYTES",
+    "ArtifactStoreBase",
+    "chunks",
+    "rechunked",
+]
 
 #: The most bytes one chunk row holds.
 CHUNK_SIZE = 1 << 20
@@ -85,11 +93,8 @@ class ArtifactStoreBase:
         """
         params = self.file_params(app_name, user_id, session_id, filename)
         content = record.content
-        if content is not None and len(content) > self.max_artifact_bytes:
-            raise InvalidValueError(
-                f"the artifact is {len(content)} bytes; the store takes at most "
-                f"{self.max_artifact_bytes} (max_artifact_bytes), nothing was written"
-            )
+        if content is not None:
+            self.check_size(len(content))
         params.update(
             part=record.part,
             content_kind=record.content_kind,
@@ -101,6 +106,32 @@ class ArtifactStoreBase:
             create_time=record.create_time,
         )
         return params
+
+    def stream_params(
+        self,
+        app_name: str,
+        user_id: str,
+        session_id: str | None,
+        filename: str,
+        *,
+        mime_type: str,
+        custom_metadata: Mapping[str, Any] | None,
+    ) -> dict[str, Any]:
+        """Parameters of a streamed save, but the content's hash and size (known at its end)."""
+        part = types.Part(inline_data=types.Blob(mime_type=mime_type, data=b""))
+        record = artifact_record(
+            part, custom_metadata, app_name=app_name, user_id=user_id, session_id=session_id
+        )
+        return self.save_params(app_name, user_id, session_id, filename, record)
+
+    def check_size(self, size: int, *, streamed: bool = False) -> None:
+        """Refuse content of ``size`` bytes (``streamed``: so far) over ``max_artifact_bytes``."""
+        if size > self.max_artifact_bytes:
+            raise InvalidValueError(
+                f"the artifact is {size} bytes{' or more' if streamed else ''}; "
+                "the store takes at most "
+                f"{self.max_artifact_bytes} (max_artifact_bytes), nothing was written"
+            )
 
     def version_params(
         self,
@@ -146,3 +177,15 @@ def chunks(content: bytes) -> list[memoryview]:
     """``content`` in pieces of :data:`CHUNK_SIZE`, as views: nothing is copied."""
     view = memoryview(content)
     return [view[i : i + CHUNK_SIZE] for i in range(0, len(content), CHUNK_SIZE)]
+
+
+def rechunked(blocks: Iterable[bytes]) -> Iterator[bytes]:
+    """``blocks`` of any sizes as chunks of :data:`CHUNK_SIZE` (the last one shorter)."""
+    pending = bytearray()
+    for block in blocks:
+        pending += block
+        while len(pending) >= CHUNK_SIZE:
+            yield bytes(pending[:CHUNK_SIZE])
+            del pending[:CHUNK_SIZE]
+    if pending:
+        yield bytes(pending)

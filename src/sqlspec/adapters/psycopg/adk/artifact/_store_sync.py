@@ -9,23 +9,36 @@ one from it.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+import hashlib
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, ClassVar, Literal, TypeVar
 
 import psycopg
 from google.adk.artifacts.base_artifact_service import ArtifactVersion
 from google.genai import types
 
 from sqlspec.adapters.psycopg._config_sync import PsycopgSyncConfig
-from sqlspec.adapters.psycopg.adk._errors import TRANSIENT_ATTEMPTS
+from sqlspec.adapters.psycopg.adk._errors import TRANSIENT_ATTEMPTS, translate_errors
+from sqlspec.adapters.psycopg.adk._statement import Statement
 from sqlspec.adapters.psycopg.adk._store_sync import SyncStore
 from sqlspec.adapters.psycopg.adk.artifact._schema import ArtifactSchema
+from sqlspec.adapters.psycopg.adk.artifact._statements import (
+    COPY_STAGING,
+    CREATE_STAGING,
+    LoadedChunk,
+    PrunedBlobs,
+)
 from sqlspec.adapters.psycopg.adk.artifact._store_base import (
     DEFAULT_MAX_ARTIFACT_BYTES,
     ArtifactStoreBase,
+    rechunked,
 )
 from sqlspec.extensions.adk.artifact._codec import ArtifactRecord, stored_part
 
 __all__ = ["PsycopgSyncADKArtifactStore"]
+
+Row = TypeVar("Row")
 
 
 class PsycopgSyncADKArtifactStore(ArtifactStoreBase, SyncStore[ArtifactSchema]):
@@ -91,17 +104,63 @@ class PsycopgSyncADKArtifactStore(ArtifactStoreBase, SyncStore[ArtifactSchema]):
         the blob itself.
         """
         params = self.save_params(app_name, user_id, session_id, filename, record)
-        attempt = 1
-        while True:
-            try:
-                version = self._one(self.statements.save, params)
-            except psycopg.errors.ForeignKeyViolation:
-                if attempt == TRANSIENT_ATTEMPTS:
-                    raise
-                attempt += 1
-                continue
-            assert version is not None  # the statement always returns one row
-            return int(version)
+        version = self._rerun_on_blob_race(self.statements.save, params)
+        assert version is not None  # the statement always returns one row
+        return int(version)
+
+    def save_stream(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        session_id: str | None,
+        filename: str,
+        content: Iterable[bytes],
+        mime_type: str,
+        custom_metadata: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Store ``content`` (blocks of any size) as the file's next ``inline_data`` version.
+
+        For content too big to hold: it is copied (COPY) chunk by chunk into a
+        table of the transaction while its hash is computed, then stored as
+        :meth:`save` stores it, so the client holds one block and one chunk at a
+        time. Nothing is written if ``content`` fails or exceeds ``max_artifact_bytes``.
+        """
+        params = self.stream_params(
+            app_name,
+            user_id,
+            session_id,
+            filename,
+            mime_type=mime_type,
+            custom_metadata=custom_metadata,
+        )
+        digest, size = hashlib.sha256(), 0
+        with translate_errors():
+            with self.config.provide_connection() as conn, conn.transaction():
+                for statement in CREATE_STAGING:
+                    conn.execute(statement.text)
+                with conn.cursor() as cur, cur.copy(COPY_STAGING) as copy:
+                    copy.set_types(["int4", "bytea"])
+                    for seq, chunk in enumerate(rechunked(content)):
+                        size += len(chunk)
+                        self.check_size(size, streamed=True)
+                        digest.update(chunk)
+                        copy.write_row((seq, chunk))
+                params.update(sha256=digest.digest(), size=size)
+                attempt = 1
+                while True:
+                    try:
+                        # A savepoint: a lost race reruns the statement, not the copy.
+                        with conn.transaction(), conn.cursor() as cur:
+                            cur.execute(self.statements.save_staged.text, params)
+                            row = cur.fetchone()
+                    except psycopg.errors.ForeignKeyViolation:
+                        if attempt == TRANSIENT_ATTEMPTS:
+                            raise
+                        attempt += 1
+                        continue
+                    assert row is not None  # the statement always returns one row
+                    return int(row[0])
 
     def load(
         self,
@@ -123,6 +182,40 @@ class PsycopgSyncADKArtifactStore(ArtifactStoreBase, SyncStore[ArtifactSchema]):
         content = b"".join(row.chunk for row in rows if row.chunk is not None)
         return stored_part(rows[0].part, rows[0].content_kind, content)
 
+    @contextmanager
+    def open_version(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        session_id: str | None,
+        filename: str,
+        version: int | None = None,
+    ) -> Iterator[tuple[types.Part, Iterator[bytes]] | None]:
+        """One version as its part (content left empty) and its content's chunks, in order.
+
+        ``None`` if there is no such version. The chunks come one at a time
+        from one statement (one snapshot), so a version of any size is read
+        holding one chunk; a connection is held until the block exits.
+        """
+        params = self.version_params(app_name, user_id, session_id, filename, version)
+        load = self.statements.load
+        with translate_errors():
+            with (
+                self.config.provide_connection() as conn,
+                conn.transaction(),
+                conn.cursor(name="sqlspec_artifact_load", row_factory=load.row_factory) as cur,
+            ):
+                # A server-side cursor: a chunk or two travels per fetch.
+                cur.itersize = 2
+                cur.execute(load.text, params, binary=True)
+                first = cur.fetchone()
+                if first is None:
+                    yield None
+                else:
+                    part = stored_part(first.part, first.content_kind, b"")
+                    yield part, _chunks(first, cur)
+
     def list_keys(self, *, app_name: str, user_id: str, session_id: str | None) -> list[str]:
         """The user's filenames, and the session's if ``session_id``; unordered."""
         params = self.file_params(app_name, user_id, session_id, "")
@@ -135,10 +228,26 @@ class PsycopgSyncADKArtifactStore(ArtifactStoreBase, SyncStore[ArtifactSchema]):
         blob it was removing (the statement was rolled back whole).
         """
         params = self.file_params(app_name, user_id, session_id, filename)
+        return self._rerun_on_blob_race(self.statements.delete, params) or 0
+
+    def prune_blobs(self) -> PrunedBlobs:
+        """Delete the contents no version holds (two deletes at once can leave one); counts them."""
+        pruned = self._rerun_on_blob_race(self.statements.prune_blobs, {})
+        assert pruned is not None  # the statement always returns one row
+        return pruned
+
+    def _rerun_on_blob_race(
+        self, statement: Statement[Row], params: Mapping[str, Any]
+    ) -> Row | None:
+        """The first row of ``statement``, run again if it lost a race over a blob.
+
+        A save taking a blob a delete (or prune) is removing, or a delete removing
+        a blob a save just took, fails the foreign key and is rolled back whole.
+        """
         attempt = 1
         while True:
             try:
-                return self._one(self.statements.delete, params) or 0
+                return self._one(statement, params)
             except psycopg.errors.ForeignKeyViolation:
                 if attempt == TRANSIENT_ATTEMPTS:
                     raise
@@ -172,3 +281,12 @@ class PsycopgSyncADKArtifactStore(ArtifactStoreBase, SyncStore[ArtifactSchema]):
     def count_blobs(self) -> int:
         """How many distinct contents are stored."""
         return self._one(self.statements.count_blobs, read=True) or 0
+
+
+def _chunks(first: LoadedChunk, rest: Iterator[LoadedChunk]) -> Iterator[bytes]:
+    """The content's chunks: ``first``'s, then the rest's (a row without one has no content)."""
+    if first.chunk is not None:
+        yield first.chunk
+    for row in rest:
+        if row.chunk is not None:
+            yield row.chunk
