@@ -9,8 +9,8 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg import sql
 from google.genai import types
+from psycopg import sql
 
 from conftest import pool_config
 from sqlspec import InvalidValueError
