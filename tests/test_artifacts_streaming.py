@@ -20,7 +20,7 @@ from sqlspec.extensions.adk import SQLSpecArtifactService
 
 APP, USER, SESSION = "app", "user", "s1"
 MIB = 1 << 20
-KEY = {"app_name": APP, "user_id": USER, "session_id": SESSION}
+KEY: dict[str, Any] = {"app_name": APP, "user_id": USER, "session_id": SESSION}
 
 
 @pytest.fixture
