@@ -44,8 +44,7 @@ async def read_back(
     async with store.open_version(filename=filename, version=version, **KEY) as found:
         if found is None:
             return None
-        part, chunks = found
-        return part, [chunk async for chunk in chunks]
+        return found.part, [chunk async for chunk in found.chunks]
 
 
 async def count(dsn: str, table: str) -> int:
@@ -144,10 +143,9 @@ def test_the_sync_store_streams_too(dsn: str) -> None:
         assert store.save_stream(filename="f", content=[data], mime_type="a/b", **KEY) == 0
         with store.open_version(filename="f", **KEY) as found:
             assert found is not None
-            part, chunks = found
-            assert part.inline_data is not None
-            assert part.inline_data.mime_type == "a/b"
-            assert b"".join(chunks) == data
+            assert found.part.inline_data is not None
+            assert (found.part.inline_data.mime_type, found.size) == ("a/b", MIB + 1)
+            assert b"".join(found.chunks) == data
     finally:
         store.close()
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
+from google.adk.artifacts import artifact_util
 from google.genai import types
 from typer.testing import CliRunner
 
@@ -145,16 +150,19 @@ def test_the_size_limit_from_a_service_uri_refuses_a_big_file(
     uri = service_uri(dsn, scheme="sqlspec+postgresql", max_artifact_bytes=10)
     big = tmp_path / "big.bin"
     big.write_bytes(b"x" * 11)
-    for source, stdin in ((str(big), None), ("-", b"x" * 11)):
-        args = ("artifacts", "put", "big.bin", source, *IN_SESSION, "--dsn", uri)
-        refused = cli(*args, input=stdin, code=1)
-        assert "larger than 10 bytes" in refused.stderr
-        assert "nothing was written" in refused.stderr
-    # Refused before anything reached the database: not even the tables were created.
+    refused = cli("artifacts", "put", "big.bin", str(big), *IN_SESSION, "--dsn", uri, code=1)
+    assert "the artifact is 11 bytes; the store takes at most 10" in refused.stderr
+    assert "nothing was written" in refused.stderr
+    # A file is refused by its size before anything reaches the database, even the tables.
     assert (
         "artifact tables do not exist"
         in cli("artifacts", "list", *WHO, "--dsn", uri, code=1).stderr
     )
+    # A pipe is refused once more has come than the limit, its transaction rolled back.
+    args = ("artifacts", "put", "big.bin", "-", *IN_SESSION, "--dsn", uri)
+    refused = cli(*args, input=b"x" * 11, code=1)
+    assert "the artifact is 11 bytes or more" in refused.stderr
+    assert "No artifacts" in cli("artifacts", "list", *IN_SESSION, "--dsn", uri).stdout
     cli("artifacts", "put", "big.bin", "-", *IN_SESSION, "--dsn", uri, input=b"x" * 10)
     listed = json.loads(cli("artifacts", "list", *IN_SESSION, "--dsn", uri, "--json").stdout)
     assert [v["version"] for v in listed[0]["versions"]] == [0]
@@ -221,10 +229,68 @@ def test_get_writes_a_text_artifact_as_utf8_and_refuses_a_reference(cli: Any, ds
         service.save_artifact(filename="note", artifact=types.Part(text="héllo"), **ids)
         reference = types.Part(file_data=types.FileData(file_uri="gs://b/x.pdf"))
         service.save_artifact(filename="ref", artifact=reference, **ids)
+        uri = artifact_util.get_artifact_uri(filename="note", version=0, **ids)
+        alias = types.Part(file_data=types.FileData(file_uri=uri))
+        service.save_artifact(filename="alias", artifact=alias, **ids)
     finally:
         store.close()
     assert (
         cli("artifacts", "get", "note", *IN_SESSION, "--dsn", dsn).stdout_bytes == "héllo".encode()
     )
+    # An artifact:// reference is followed, as the service follows it.
+    assert (
+        cli("artifacts", "get", "alias", *IN_SESSION, "--dsn", dsn).stdout_bytes == "héllo".encode()
+    )
     refused = cli("artifacts", "get", "ref", *IN_SESSION, "--dsn", dsn, code=1)
     assert "only a reference to 'gs://b/x.pdf'" in refused.stderr
+
+
+def test_prune_deletes_contents_no_version_holds(cli: Any, dsn: str) -> None:
+    cli("artifacts", "put", "user:a", "-", *WHO, "--dsn", dsn, input=b"kept")
+    cli("artifacts", "put", "user:b", "-", *WHO, "--dsn", dsn, input=b"orphaned")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("DELETE FROM adk_artifacts WHERE filename = 'user:b'")
+    pruned = cli("artifacts", "prune", "--dsn", dsn, "--json")
+    assert json.loads(pruned.stdout) == {"contents": 1, "bytes": len(b"orphaned")}
+    assert "Deleted 0 content(s)" in cli("artifacts", "prune", "--dsn", dsn).stdout
+    assert cli("artifacts", "get", "user:a", *WHO, "--dsn", dsn).stdout_bytes == b"kept"
+
+
+def run_measured(*args: str, tmp_path: Path) -> tuple[str, int]:
+    """Run ``sqlspec-adk`` in a child process; return its stdout and its peak memory in bytes."""
+    out, err = tmp_path / "stdout", tmp_path / "stderr"
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "sqlspec.cli", *args], stdout=stdout, stderr=stderr
+        )
+        # Reaped here, not by Popen, to read the child's own resource usage.
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+    assert child.returncode == 0, err.read_text()
+    return out.read_text(), usage.ru_maxrss * 1024
+
+
+@pytest.mark.slow
+def test_500_mb_streams_through_put_and_get_in_little_memory(dsn: str, tmp_path: Path) -> None:
+    size, block = 500 * 10**6, os.urandom(1 << 20)
+    source, back = tmp_path / "big.bin", tmp_path / "back.bin"
+    digest = hashlib.sha256()
+    with source.open("wb") as file:
+        for start in range(0, size, len(block)):
+            piece = block[: size - start] + start.to_bytes(8)  # no two chunks alike
+            file.write(piece)
+            digest.update(piece)
+    uri = service_uri(dsn, scheme="sqlspec+postgresql", max_artifact_bytes=512 << 20)
+    where = ("--app", "a", "--user", "u", "--dsn", uri)
+    saved, put_peak = run_measured(
+        "artifacts", "put", "user:big.bin", str(source), *where, "--json", tmp_path=tmp_path
+    )
+    assert json.loads(saved)["version"] == 0
+    _, get_peak = run_measured(
+        "artifacts", "get", "user:big.bin", "-o", str(back), *where, tmp_path=tmp_path
+    )
+    with back.open("rb") as file:
+        assert hashlib.file_digest(file, "sha256").digest() == digest.digest()
+    # The command itself takes ~75 MB; a held artifact would add 500 MB or more.
+    assert put_peak < 150 * 10**6
+    assert get_peak < 150 * 10**6

@@ -1,28 +1,32 @@
-"""``artifacts list|get|put|delete``: the files agents saved, to and from files or pipes.
+"""``artifacts list|get|put|delete|prune``: the files agents saved, to and from files or pipes.
 
-Calls go through the artifact service, so ids and scopes are checked as ADK
-checks them. A save sends the whole file in one statement and a load reads the
-whole version, so a command holds the artifact in memory once; the progress bar
-(on stderr) follows the file being read or written.
+Ids and scopes are checked as ADK checks them. ``put`` and ``get`` stream:
+a file goes to the database and comes back a chunk at a time, so a command
+holds a megabyte or two of it whatever its size; the progress bar (on stderr)
+follows the file being read or written.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import mimetypes
 import os
 import stat
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from itertools import chain
 from pathlib import Path
 from typing import IO, Annotated, Any
 
 import typer
-from google.genai import types
+from google.adk.artifacts.artifact_util import (
+    _MAX_ARTIFACT_REFERENCE_DEPTH,
+    _is_rewind_tombstone,
+)
 from rich.table import Table
 
+from sqlspec.adapters.psycopg.adk import PsycopgSyncADKArtifactStore
 from sqlspec.cli._common import (
     CLIError,
     DsnOption,
@@ -42,7 +46,7 @@ from sqlspec.cli._common import (
     tables_needed,
 )
 from sqlspec.extensions.adk import SQLSpecArtifactService, SyncSQLSpecArtifactService
-from sqlspec.extensions.adk.artifact._codec import check_scope
+from sqlspec.extensions.adk.artifact._codec import ArtifactKey, check_scope, referenced
 
 __all__ = ["artifacts_app"]
 
@@ -78,16 +82,6 @@ def _service(dsn: str | None) -> Iterator[SyncSQLSpecArtifactService]:
         yield SQLSpecArtifactService(store)
 
 
-def _content(part: types.Part) -> bytes:
-    """What ``get`` writes of a version: its bytes, or its text as UTF-8."""
-    if part.inline_data is not None:
-        return part.inline_data.data or b""
-    if part.text is not None:
-        return part.text.encode("utf-8", "surrogatepass")
-    uri = part.file_data.file_uri if part.file_data is not None else None
-    raise CLIError(f"this version holds no content, only a reference to {uri!r}")
-
-
 def _regular_file_size(file: IO[bytes]) -> int | None:
     """The size of a regular file; ``None`` for a pipe, a terminal or a stream."""
     try:
@@ -107,41 +101,48 @@ def _opened(source: str) -> Iterator[IO[bytes]]:
         yield file
 
 
-def _read(source: str, progress: bool | None, limit: int) -> bytes:
-    """The whole of ``source`` (a path, or ``-`` for stdin), read block by block.
+@contextmanager
+def _content(
+    store: PsycopgSyncADKArtifactStore, key: ArtifactKey
+) -> Iterator[tuple[int | None, Iterator[bytes]] | None]:
+    """A version's size (if known) and content chunk by chunk; ``None`` if there is none such.
 
-    Refused as soon as it is known to exceed ``limit`` bytes (the store's
-    ``max_artifact_bytes``): a regular file by its size, before it is read; a
-    pipe once more than ``limit`` bytes have come.
+    ``artifact://`` references are followed as the service follows them; text
+    is its UTF-8 bytes. A tombstone (the empty part a rewind saves) is no version.
     """
-    too_big = CLIError(
-        f"{'stdin' if source == '-' else source} is larger than {limit} bytes, "
-        "the artifact store's max_artifact_bytes; nothing was written"
-    )
-    with _opened(source) as file, progress_bar(progress) as bar:
-        size = _regular_file_size(file)
-        if size is not None and size > limit:
-            raise too_big
-        advance = read_progress(bar, file, file, size)
-        buffer = io.BytesIO()
-        while block := file.read(min(_BLOCK, limit + 1 - buffer.tell())):
-            buffer.write(block)
-            advance(len(block))
-            if buffer.tell() > limit:
-                raise too_big
-        return buffer.getvalue()
+    depth = _MAX_ARTIFACT_REFERENCE_DEPTH
+    while True:
+        with store.open_version(**key.ids()) as found:
+            if found is None:
+                yield None
+                return
+            part, size, chunks = found
+            target = referenced(part, key, depth)
+            if target is None:
+                if part.inline_data is None and part.text is None:
+                    uri = part.file_data.file_uri if part.file_data is not None else None
+                    raise CLIError(f"this version holds no content, only a reference to {uri!r}")
+                first = next(chunks, None)
+                if first is None and _is_rewind_tombstone(part):
+                    yield None
+                else:
+                    rest = chain(() if first is None else (first,), chunks)
+                    yield size, rest
+                return
+        key, depth = target, depth - 1
 
 
-def _write(data: bytes, target: IO[bytes], progress: bool | None) -> None:
-    """Write ``data`` to ``target`` block by block, the bar following."""
+def _write(
+    content: tuple[int | None, Iterator[bytes]], target: IO[bytes], progress: bool | None
+) -> None:
+    """Write the chunks to ``target``, the bar following."""
+    size, chunks = content
     with progress_bar(progress) as bar:
-        task = bar.add_task("writing", total=len(data)) if bar is not None else None
-        view = memoryview(data)
-        for start in range(0, len(data), _BLOCK):
-            block = view[start : start + _BLOCK]
-            target.write(block)
+        task = bar.add_task("writing", total=size) if bar is not None else None
+        for chunk in chunks:
+            target.write(chunk)
             if bar is not None and task is not None:
-                bar.advance(task, len(block))
+                bar.advance(task, len(chunk))
         target.flush()
 
 
@@ -215,20 +216,21 @@ def get(
     dsn: DsnOption = None,
     progress: ProgressOption = None,
 ) -> None:
-    """Write an artifact's content (bytes, or text as UTF-8) to a file or stdout."""
-    with _service(dsn) as service:
-        part = service.load_artifact(
-            app_name=app, user_id=user, session_id=session, filename=filename, version=version
-        )
-    if part is None:
-        which = "" if version is None else f" version {version}"
-        raise CLIError(f"no artifact {filename!r}{which} for app {app!r} and user {user!r}")
-    data = _content(part)
-    if output == "-":
-        _write(data, sys.stdout.buffer, progress)
-        return
-    with partial_file(Path(output)) as partial, open(partial, "wb") as target:
-        _write(data, target, progress)
+    """Write an artifact's content (bytes, or text as UTF-8) to a file or stdout, streaming."""
+    key = ArtifactKey(app, user, session, filename, version)
+    with (
+        tables_needed(_NO_TABLES),
+        open_artifact_store(dsn) as store,
+        _content(store, key) as found,
+    ):
+        if found is None:
+            which = "" if version is None else f" version {version}"
+            raise CLIError(f"no artifact {filename!r}{which} for app {app!r} and user {user!r}")
+        if output == "-":
+            _write(found, sys.stdout.buffer, progress)
+            return
+        with partial_file(Path(output)) as partial, open(partial, "wb") as target:
+            _write(found, target, progress)
 
 
 @artifacts_app.command("put")
@@ -256,25 +258,43 @@ def put(
     progress: ProgressOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Store SOURCE as the artifact's next version (0 for a new one)."""
+    """Store SOURCE as the artifact's next version (0 for a new one), streaming."""
     custom_metadata = _metadata(metadata)
     mime = mime_type or mimetypes.guess_type(filename)[0] or "application/octet-stream"
-    with open_artifact_store(dsn) as store:
-        data = _read(source, progress, store.max_artifact_bytes)
-        part = types.Part(inline_data=types.Blob(data=data, mime_type=mime))
+    scope = check_scope(app, user, filename, session, saving=True)
+    with open_artifact_store(dsn) as store, _opened(source) as file, progress_bar(progress) as bar:
+        size = _regular_file_size(file)
+        if size is not None:
+            # Refused by its size before anything is read or sent.
+            store.check_size(size)
         store.create_tables()
-        saved = SQLSpecArtifactService(store).save_artifact(
+        read = _Counted(file, read_progress(bar, file, file, size))
+        saved = store.save_stream(
             app_name=app,
             user_id=user,
-            session_id=session,
+            session_id=scope,
             filename=filename,
-            artifact=part,
+            content=read,
+            mime_type=mime,
             custom_metadata=custom_metadata,
         )
     if json_output:
-        emit_json({"filename": filename, "version": saved, "bytes": len(data), "mime_type": mime})
+        emit_json({"filename": filename, "version": saved, "bytes": read.total, "mime_type": mime})
         return
-    out_console().print(f"Saved {filename} version {saved} ({format_bytes(len(data))}, {mime}).")
+    out_console().print(f"Saved {filename} version {saved} ({format_bytes(read.total)}, {mime}).")
+
+
+class _Counted:
+    """``file``'s blocks, the bar following; ``total`` counts the bytes read."""
+
+    def __init__(self, file: IO[bytes], advance: Callable[[int], None]) -> None:
+        self.file, self.advance, self.total = file, advance, 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        while block := self.file.read(_BLOCK):
+            self.total += len(block)
+            self.advance(len(block))
+            yield block
 
 
 def _metadata(text: str | None) -> dict[str, Any] | None:
@@ -312,3 +332,15 @@ def delete(
         out_console().print(f"No artifact {filename!r} for app {app!r} and user {user!r}.")
         raise typer.Exit(1)
     out_console().print(f"Deleted {filename} ({versions} version(s)).")
+
+
+@artifacts_app.command("prune")
+@guarded
+def prune(*, dsn: DsnOption = None, json_output: JsonOption = False) -> None:
+    """Delete stored contents no version holds (two deletes at once can leave one)."""
+    with tables_needed(_NO_TABLES), open_artifact_store(dsn) as store:
+        pruned = store.prune_blobs()
+    if json_output:
+        emit_json({"contents": pruned.blobs, "bytes": pruned.bytes})
+        return
+    out_console().print(f"Deleted {pruned.blobs} content(s), {format_bytes(pruned.bytes)}.")

@@ -25,12 +25,14 @@ from sqlspec.extensions.adk._json import readable
 
 __all__ = [
     "USER_PREFIX",
+    "ArtifactKey",
     "ArtifactRecord",
     "ContentKind",
     "artifact_record",
     "canonical_uri",
     "check_scope",
     "is_user_scoped",
+    "referenced",
     "stored_part",
     "version_info",
 ]
@@ -92,6 +94,49 @@ def check_scope(
         raise InputValidationError("Session ID must be provided for session-scoped artifacts.")
     artifact_util.validate_path_segment(session_id, "session_id")
     return session_id
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactKey:
+    """One version of a file as a caller names it (``version`` ``None``: the latest)."""
+
+    app_name: str
+    user_id: str
+    session_id: str | None
+    filename: str
+    version: int | None = None
+
+    def ids(self) -> dict[str, Any]:
+        """The key as a store's keyword arguments, its scope checked as ADK checks it."""
+        scope = check_scope(self.app_name, self.user_id, self.filename, self.session_id)
+        return {
+            "app_name": self.app_name,
+            "user_id": self.user_id,
+            "session_id": scope,
+            "filename": self.filename,
+            "version": self.version,
+        }
+
+
+def referenced(part: types.Part, key: ArtifactKey, remaining_depth: int) -> ArtifactKey | None:
+    """The version an ``artifact://`` part refers to, checked as ADK checks it; else ``None``.
+
+    Raises:
+        InputValidationError: a reference out of ``key``'s scope, or past ADK's depth.
+    """
+    if not artifact_util.is_artifact_ref(part):
+        return None
+    assert part.file_data is not None
+    target = artifact_util.resolve_artifact_reference(
+        file_uri=cast(str, part.file_data.file_uri),
+        app_name=key.app_name,
+        user_id=key.user_id,
+        session_id=key.session_id,
+        remaining_depth=remaining_depth,
+    )
+    return ArtifactKey(
+        target.app_name, target.user_id, target.session_id, target.filename, target.version
+    )
 
 
 def artifact_record(

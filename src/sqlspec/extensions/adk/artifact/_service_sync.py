@@ -14,7 +14,7 @@ so a session's artifacts stay until ``delete_artifact`` removes them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
 
 from google.adk.artifacts import artifact_util
 from google.adk.artifacts.artifact_util import (
@@ -26,7 +26,12 @@ from google.genai import types
 
 from sqlspec.extensions.adk._bridge import loop_aware_method
 from sqlspec.extensions.adk._store_service_sync import SyncStoreService
-from sqlspec.extensions.adk.artifact._codec import artifact_record, check_scope
+from sqlspec.extensions.adk.artifact._codec import (
+    ArtifactKey,
+    artifact_record,
+    check_scope,
+    referenced,
+)
 from sqlspec.extensions.adk.artifact._protocol_sync import SyncADKArtifactStore
 from sqlspec.extensions.adk.artifact._service_async import SQLSpecArtifactService
 
@@ -80,30 +85,16 @@ class SyncSQLSpecArtifactService(SyncStoreService[SyncADKArtifactStore], SQLSpec
         An ``artifact://`` reference is followed as ADK's in-memory service does.
         """
         store = self._ready_store()
+        key = ArtifactKey(app_name, user_id, session_id, filename, version)
         depth = _MAX_ARTIFACT_REFERENCE_DEPTH
         while True:
-            scope = check_scope(app_name, user_id, filename, session_id)
-            part = store.load(
-                app_name=app_name,
-                user_id=user_id,
-                session_id=scope,
-                filename=filename,
-                version=version,
-            )
+            part = store.load(**key.ids())
             if part is None:
                 return None
-            if not artifact_util.is_artifact_ref(part):
+            target = referenced(part, key, depth)
+            if target is None:
                 break
-            assert part.file_data is not None
-            target = artifact_util.resolve_artifact_reference(
-                file_uri=cast(str, part.file_data.file_uri),
-                app_name=app_name,
-                user_id=user_id,
-                session_id=session_id,
-                remaining_depth=depth,
-            )
-            app_name, user_id, filename = target.app_name, target.user_id, target.filename
-            session_id, version, depth = target.session_id, target.version, depth - 1
+            key, depth = target, depth - 1
         if part == types.Part() or _is_rewind_tombstone(part):
             return None
         return part

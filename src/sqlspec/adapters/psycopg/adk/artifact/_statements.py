@@ -144,6 +144,8 @@ class LoadedChunk:
 
     part: str
     content_kind: str | None
+    #: The content's size in bytes (``None``: the part has none).
+    size: int | None
     chunk: bytes | None
 
 
@@ -155,15 +157,22 @@ def load(s: ArtifactSchema) -> Statement[LoadedChunk]:
     """
     return Statement(
         sql.SQL(
-            """SELECT a.part::text AS part, a.content_kind, c.data AS chunk
-            FROM {artifacts} a LEFT JOIN {chunks} c ON c.sha256 = a.sha256
+            """SELECT a.part::text AS part, a.content_kind, b.size, c.data AS chunk
+            FROM {artifacts} a
+                LEFT JOIN {blobs} b ON b.sha256 = a.sha256
+                LEFT JOIN {chunks} c ON c.sha256 = a.sha256
             WHERE {file} AND a.version = (
                 SELECT a.version FROM {artifacts} a
                 WHERE {file} AND (%(version)s::integer IS NULL OR a.version = %(version)s)
                 ORDER BY a.version DESC LIMIT 1
             )
             ORDER BY c.seq"""
-        ).format(artifacts=sql.Identifier(s.table), chunks=sql.Identifier(s.chunks), file=_FILE),
+        ).format(
+            artifacts=sql.Identifier(s.table),
+            blobs=sql.Identifier(s.blobs),
+            chunks=sql.Identifier(s.chunks),
+            file=_FILE,
+        ),
         class_row(LoadedChunk),
         binary=True,
     )

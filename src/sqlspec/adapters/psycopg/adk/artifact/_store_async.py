@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Literal, NamedTuple, TypeVar
 
 import psycopg
 from google.adk.artifacts.base_artifact_service import ArtifactVersion
@@ -33,9 +33,20 @@ from sqlspec.adapters.psycopg.adk.artifact._store_base import (
 )
 from sqlspec.extensions.adk.artifact._codec import ArtifactRecord, stored_part
 
-__all__ = ["PsycopgAsyncADKArtifactStore"]
+__all__ = ["OpenedVersion", "PsycopgAsyncADKArtifactStore"]
 
 Row = TypeVar("Row")
+
+
+class OpenedVersion(NamedTuple):
+    """A version being read: what :meth:`PsycopgAsyncADKArtifactStore.open_version` gives."""
+
+    #: The stored part, its content left empty.
+    part: types.Part
+    #: The content's size in bytes; ``None`` for a part without content (a reference).
+    size: int | None
+    #: The content, a chunk at a time.
+    chunks: AsyncIterator[bytes]
 
 
 class PsycopgAsyncADKArtifactStore(ArtifactStoreBase, AsyncStore[ArtifactSchema]):
@@ -188,7 +199,7 @@ class PsycopgAsyncADKArtifactStore(ArtifactStoreBase, AsyncStore[ArtifactSchema]
         session_id: str | None,
         filename: str,
         version: int | None = None,
-    ) -> AsyncIterator[tuple[types.Part, AsyncIterator[bytes]] | None]:
+    ) -> AsyncIterator[OpenedVersion | None]:
         """One version as its part (content left empty) and its content's chunks, in order.
 
         ``None`` if there is no such version. The chunks come one at a time
@@ -211,7 +222,7 @@ class PsycopgAsyncADKArtifactStore(ArtifactStoreBase, AsyncStore[ArtifactSchema]
                     yield None
                 else:
                     part = stored_part(first.part, first.content_kind, b"")
-                    yield part, _chunks(first, cur)
+                    yield OpenedVersion(part, first.size, _chunks(first, cur))
 
     async def list_keys(self, *, app_name: str, user_id: str, session_id: str | None) -> list[str]:
         """The user's filenames, and the session's if ``session_id``; unordered."""

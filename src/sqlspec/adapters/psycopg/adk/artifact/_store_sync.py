@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Literal, NamedTuple, TypeVar
 
 import psycopg
 from google.adk.artifacts.base_artifact_service import ArtifactVersion
@@ -36,9 +36,20 @@ from sqlspec.adapters.psycopg.adk.artifact._store_base import (
 )
 from sqlspec.extensions.adk.artifact._codec import ArtifactRecord, stored_part
 
-__all__ = ["PsycopgSyncADKArtifactStore"]
+__all__ = ["OpenedVersion", "PsycopgSyncADKArtifactStore"]
 
 Row = TypeVar("Row")
+
+
+class OpenedVersion(NamedTuple):
+    """A version being read: what :meth:`PsycopgSyncADKArtifactStore.open_version` gives."""
+
+    #: The stored part, its content left empty.
+    part: types.Part
+    #: The content's size in bytes; ``None`` for a part without content (a reference).
+    size: int | None
+    #: The content, a chunk at a time.
+    chunks: Iterator[bytes]
 
 
 class PsycopgSyncADKArtifactStore(ArtifactStoreBase, SyncStore[ArtifactSchema]):
@@ -191,7 +202,7 @@ class PsycopgSyncADKArtifactStore(ArtifactStoreBase, SyncStore[ArtifactSchema]):
         session_id: str | None,
         filename: str,
         version: int | None = None,
-    ) -> Iterator[tuple[types.Part, Iterator[bytes]] | None]:
+    ) -> Iterator[OpenedVersion | None]:
         """One version as its part (content left empty) and its content's chunks, in order.
 
         ``None`` if there is no such version. The chunks come one at a time
@@ -214,7 +225,7 @@ class PsycopgSyncADKArtifactStore(ArtifactStoreBase, SyncStore[ArtifactSchema]):
                     yield None
                 else:
                     part = stored_part(first.part, first.content_kind, b"")
-                    yield part, _chunks(first, cur)
+                    yield OpenedVersion(part, first.size, _chunks(first, cur))
 
     def list_keys(self, *, app_name: str, user_id: str, session_id: str | None) -> list[str]:
         """The user's filenames, and the session's if ``session_id``; unordered."""
