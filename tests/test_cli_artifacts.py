@@ -291,6 +291,110 @@ def test_500_mb_streams_through_put_and_get_in_little_memory(dsn: str, tmp_path:
     )
     with back.open("rb") as file:
         assert hashlib.file_digest(file, "sha256").digest() == digest.digest()
+    back.unlink()
+    run_measured("init", "--dsn", uri, tmp_path=tmp_path)
+    exported, export_peak = run_measured(
+        "export", str(tmp_path / "all.jsonl"), "--dsn", uri, "--json", tmp_path=tmp_path
+    )
+    assert json.loads(exported)["lines"]["artifact_chunk"] == 477
     # The command itself takes ~75 MB; a held artifact would add 500 MB or more.
     assert put_peak < 150 * 10**6
     assert get_peak < 150 * 10**6
+    assert export_peak < 150 * 10**6, (put_peak, get_peak, export_peak)
+
+
+COPY_TABLES = {
+    "session_table": "copy_sessions",
+    "events_table": "copy_events",
+    "app_state_table": "copy_app_states",
+    "user_state_table": "copy_user_states",
+    "artifact_table": "copy_artifacts",
+    "file_table": "copy_artifact_files",
+    "blob_table": "copy_artifact_blobs",
+    "chunk_table": "copy_artifact_chunks",
+}
+
+
+def every_version(dsn: str, **tables: str) -> dict[tuple[str, int], Any]:
+    """Every stored version of app shop, user alice, session s1: part and metadata."""
+    names = {k: v for k, v in tables.items() if k in ARTIFACT_TABLE_OPTIONS}
+    store = PsycopgSyncADKArtifactStore(
+        PsycopgSyncConfig(connection_config={"conninfo": dsn}), **names
+    )
+    try:
+        service = SQLSpecArtifactService(store)
+        ids: dict[str, Any] = {"app_name": "shop", "user_id": "alice", "session_id": "s1"}
+        return {
+            (key, info.version): (
+                service.load_artifact(filename=key, version=info.version, **ids),
+                info.mime_type,
+                info.custom_metadata,
+                info.create_time,
+            )
+            for key in service.list_artifact_keys(**ids)
+            for info in service.list_artifact_versions(filename=key, **ids)
+        }
+    finally:
+        store.close()
+
+
+ARTIFACT_TABLE_OPTIONS = ("artifact_table", "file_table", "blob_table", "chunk_table")
+
+
+@pytest.mark.parametrize("name", ["dump.jsonl", "dump.jsonl.gz"])
+def test_export_and_import_carry_artifacts(cli: Any, dsn: str, tmp_path: Path, name: str) -> None:
+    cli("init", "--dsn", dsn)
+    big = os.urandom(3 * (1 << 20) + 1)
+    puts = [("report.pdf", big), ("report.pdf", PAYLOAD), ("user:same", PAYLOAD), ("empty", b"")]
+    for filename, data in puts:
+        cli("artifacts", "put", filename, "-", *IN_SESSION, "--dsn", dsn, input=data)
+    store = PsycopgSyncADKArtifactStore(PsycopgSyncConfig(connection_config={"conninfo": dsn}))
+    try:
+        service = SQLSpecArtifactService(store)
+        ids: dict[str, Any] = {"app_name": "shop", "user_id": "alice", "session_id": "s1"}
+        service.save_artifact(filename="note", artifact=types.Part(text="héllo"), **ids)
+        reference = types.Part(file_data=types.FileData(file_uri="gs://b/x.pdf"))
+        service.save_artifact(filename="ref", artifact=reference, custom_metadata={"k": [1]}, **ids)
+    finally:
+        store.close()
+    path = tmp_path / name
+    exported = json.loads(cli("export", str(path), "--dsn", dsn, "--json").stdout)["lines"]
+    # Four distinct contents (PAYLOAD, twice, is one): 4 + 2 + 0 + 1 chunks; six versions.
+    assert (exported["artifact_blob"], exported["artifact_chunk"], exported["artifact"]) == (
+        4,
+        7,
+        6,
+    )
+    target = service_uri(dsn, **COPY_TABLES)
+    imported = json.loads(cli("import", str(path), "--dsn", target, "--json").stdout)
+    assert (imported["imported"]["artifact"], imported["skipped"]["artifact"]) == (6, 0)
+    assert every_version(dsn, **COPY_TABLES) == every_version(dsn)
+    again = json.loads(cli("import", str(path), "--dsn", target, "--json").stdout)
+    assert (again["imported"]["artifact"], again["skipped"]["artifact"]) == (0, 6)
+    # Numbering goes on where the source left off.
+    more = cli(
+        "artifacts", "put", "report.pdf", "-", *IN_SESSION, "--dsn", target, "--json", input=b"3"
+    )
+    assert json.loads(more.stdout)["version"] == 2
+
+
+def test_an_import_leaves_out_content_whose_chunks_are_missing(
+    cli: Any, dsn: str, tmp_path: Path
+) -> None:
+    cli("init", "--dsn", dsn)
+    cli("artifacts", "put", "user:a", "-", *WHO, "--dsn", dsn, input=b"kept")
+    cli("artifacts", "put", "user:b", "-", *WHO, "--dsn", dsn, input=b"truncated")
+    lines = cli("export", "-", "--dsn", dsn).stdout.splitlines()
+    truncated = [
+        line
+        for line in lines
+        if not (json.loads(line)["kind"] == "artifact_chunk" and "dHJ1bmNhdGVk" in line)
+    ]
+    assert len(truncated) == len(lines) - 1
+    target = service_uri(dsn, **COPY_TABLES)
+    imported = json.loads(
+        cli("import", "-", "--dsn", target, "--json", input="\n".join(truncated)).stdout
+    )
+    assert (imported["imported"]["artifact"], imported["skipped"]["artifact"]) == (1, 1)
+    assert cli("artifacts", "get", "user:a", *WHO, "--dsn", target).stdout_bytes == b"kept"
+    cli("artifacts", "get", "user:b", *WHO, "--dsn", target, code=1)

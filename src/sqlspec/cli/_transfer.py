@@ -1,4 +1,6 @@
-"""``export``, ``import`` and ``import-adk``: move sessions and memories as JSON Lines, streaming.
+"""``export``, ``import`` and ``import-adk``: move sessions, memories and artifacts as JSON Lines.
+
+Both directions stream: an artifact's bytes travel a chunk a line (base64).
 
 Files ending in ``.gz`` are written compressed; compressed input is recognised by
 its content. ``-`` is stdout or stdin. Progress bars go to stderr.
@@ -10,7 +12,7 @@ import gzip
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from tempfile import SpooledTemporaryFile
 from typing import IO, Annotated, Any, cast
@@ -21,7 +23,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from sqlspec.adapters.psycopg._settings import masked_conninfo
-from sqlspec.adapters.psycopg.adk import PsycopgSyncADKMemoryStore, PsycopgSyncADKStore
+from sqlspec.adapters.psycopg.adk import PsycopgSyncADKStore
 from sqlspec.adapters.psycopg.adk.session._import_adk import ADKSource, source_conninfo
 from sqlspec.cli._common import (
     AppOption,
@@ -30,6 +32,7 @@ from sqlspec.cli._common import (
     JsonOption,
     ProgressOption,
     UserOption,
+    artifacts_beside,
     emit_json,
     err_console,
     guarded,
@@ -48,14 +51,21 @@ __all__ = ["export", "import_", "import_adk"]
 _KINDS = ("app_state", "user_state", "session", "event")
 #: Lines for the memory store; an export has them when the memory table exists.
 _MEMORY = "memory"
+#: Lines for the artifact store; an export has them when the artifact tables exist.
+_ARTIFACT_KINDS = ("artifact_blob", "artifact_chunk", "artifact")
+_ARTIFACT = "artifact"
 _KIND_NAMES = {
     "app_state": "app states",
     "user_state": "user states",
     "session": "sessions",
     "event": "events",
     _MEMORY: "memories",
+    "artifact_blob": "artifact contents",
+    "artifact_chunk": "artifact chunks",
+    _ARTIFACT: "artifact versions",
 }
-#: Memory lines wait in memory up to this size, then on disk, until the sessions are in.
+#: Memory and artifact lines wait in memory up to this size, then on disk, until the
+#: sessions are in.
 _SPOOL_BYTES = 8 * 1024 * 1024
 _GZIP_MAGIC = b"\x1f\x8b"
 
@@ -78,20 +88,25 @@ def _kind_progress(bar: Progress | None, totals: dict[str, int] | None = None) -
 
 
 def _summary(counts: dict[str, int]) -> str:
-    kinds = (*_KINDS, _MEMORY) if _MEMORY in counts else _KINDS
+    kinds = [*_KINDS, *(kind for kind in (_MEMORY, _ARTIFACT) if kind in counts)]
     return ", ".join(f"{counts.get(kind, 0)} {_KIND_NAMES[kind]}" for kind in kinds)
 
 
-def _exporter(
-    store: PsycopgSyncADKStore, memory: PsycopgSyncADKMemoryStore
-) -> Callable[..., dict[str, int]]:
-    """Export the sessions, then the memories if there is a memory table (each from a snapshot)."""
-    with_memories = memory.schema_version() is not None
+def _exporter(store: PsycopgSyncADKStore, dsn: str | None) -> Callable[..., dict[str, int]]:
+    """Export the sessions, then the memories and the artifacts where their tables exist.
+
+    Each wing is read from a snapshot of its own, taken one after the other.
+    """
+    wings = [
+        wing
+        for wing in (memory_beside(store, dsn), artifacts_beside(store, dsn))
+        if wing.schema_version() is not None
+    ]
 
     def export_jsonl(sink: Any, **options: Any) -> dict[str, int]:
         counts = store.export_jsonl(sink, **options)
-        if with_memories:
-            counts |= memory.export_jsonl(sink, **options)
+        for wing in wings:
+            counts |= wing.export_jsonl(sink, **options)
         return counts
 
     return export_jsonl
@@ -109,14 +124,13 @@ def export(
     progress: ProgressOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Write app and user state, sessions, events and memories as JSON Lines.
+    """Write app and user state, sessions, events, memories and artifacts as JSON Lines.
 
-    Sessions come from one snapshot, memories (when there is a memory table) from
-    another, taken right after.
+    Sessions come from one snapshot, memories and artifacts (where their tables
+    exist) each from another, taken right after.
     """
     with open_store(dsn) as store, progress_bar(progress) as bar:
-        memory = memory_beside(store, dsn)
-        export_jsonl = _exporter(store, memory)
+        export_jsonl = _exporter(store, dsn)
         callback = _kind_progress(bar)
         if output == "-":
             counts = export_jsonl(sys.stdout, app_name=app, user_id=user, progress=callback)
@@ -153,11 +167,11 @@ def _export_file(
 
 
 def _checked_lines(
-    stream: IO[bytes], on_read: Callable[[int], None], memory_lines: IO[bytes]
+    stream: IO[bytes], on_read: Callable[[int], None], set_aside: Mapping[str, IO[bytes]]
 ) -> Iterator[bytes]:
     """Lines of ``stream``, each checked to be a JSON object with a ``kind``.
 
-    Memory lines are set aside in ``memory_lines``, for the memory store.
+    Lines of the kinds ``set_aside`` names are written there, for their own store.
     """
     for number, line in enumerate(stream, start=1):
         on_read(len(line))
@@ -168,13 +182,13 @@ def _checked_lines(
         except ValueError as exc:
             raise CLIError(f"line {number} is not JSON: {exc}") from None
         kind = record.get("kind") if isinstance(record, dict) else None
-        if kind == _MEMORY:
-            memory_lines.write(line.rstrip(b"\r\n") + b"\n")
+        if isinstance(kind, str) and kind in set_aside:
+            set_aside[kind].write(line.rstrip(b"\r\n") + b"\n")
             continue
         if kind not in _KINDS:
             raise CLIError(
                 f"line {number} is not a sqlspec export line (an object whose kind is one of "
-                f"{', '.join((*_KINDS, _MEMORY))})"
+                f"{', '.join((*_KINDS, *set_aside))})"
             )
         yield line
 
@@ -211,23 +225,32 @@ def import_(
     State is merged into existing state; sessions and events already stored are kept
     as they are (and counted as skipped), so an import can be run again.
     """
-    with open_store(dsn) as store, SpooledTemporaryFile(_SPOOL_BYTES) as memory_lines:
+    with (
+        open_store(dsn) as store,
+        SpooledTemporaryFile(_SPOOL_BYTES) as memory_lines,
+        SpooledTemporaryFile(_SPOOL_BYTES) as artifact_lines,
+    ):
         store.create_tables()
+        set_aside = {_MEMORY: memory_lines, **dict.fromkeys(_ARTIFACT_KINDS, artifact_lines)}
         stream, raw, size = _open_input(input_)
         try:
             with progress_bar(progress) as bar:
                 read = read_progress(bar, stream, raw, size)
-                result = store.import_jsonl(_checked_lines(stream, read, memory_lines))
+                result = store.import_jsonl(_checked_lines(stream, read, set_aside))
         finally:
             if input_ != "-":
                 stream.close()
                 raw.close()
-        if memory_lines.tell():
-            memory_lines.seek(0)
-            memory = memory_beside(store, dsn)
-            memory.create_tables()
-            imported, skipped = memory.import_jsonl(memory_lines)
-            result.imported[_MEMORY], result.skipped[_MEMORY] = imported, skipped
+        for kind, lines, wing in (
+            (_MEMORY, memory_lines, memory_beside),
+            (_ARTIFACT, artifact_lines, artifacts_beside),
+        ):
+            if lines.tell():
+                lines.seek(0)
+                target = wing(store, dsn)
+                target.create_tables()
+                imported, skipped = target.import_jsonl(lines)
+                result.imported[kind], result.skipped[kind] = imported, skipped
     _import_report(result, {"input": input_}, json_output)
 
 
@@ -239,7 +262,7 @@ def _import_report(result: ImportResult, where: dict[str, Any], json_output: boo
     table.add_column("kind")
     table.add_column("imported", justify="right")
     table.add_column("already there, kept", justify="right")
-    for kind in (*_KINDS, _MEMORY) if _MEMORY in result.imported else _KINDS:
+    for kind in [*_KINDS, *(k for k in (_MEMORY, _ARTIFACT) if k in result.imported)]:
         skipped = result.skipped.get(kind, 0)
         table.add_row(_KIND_NAMES[kind], str(result.imported.get(kind, 0)), str(skipped))
     out_console().print(table)

@@ -155,11 +155,13 @@ class AsyncStore(Generic[SchemaT]):
         *,
         batch_size: int,
         progress: Progress | None,
+        fetch_sizes: Mapping[str, int] | None = None,
     ) -> dict[str, int]:
         """Write each statement's lines to ``sink``, all from one snapshot; count per kind.
 
-        Server-side cursors fetch ``batch_size`` lines at a time, so memory stays
-        flat however much is exported. ``progress(kind, n)`` is told as lines go.
+        Server-side cursors fetch ``batch_size`` lines at a time (``fetch_sizes``
+        says otherwise for kinds of long lines), so memory stays flat however
+        much is exported. ``progress(kind, n)`` is told as lines go.
         """
         counts: dict[str, int] = {}
         with translate_errors():
@@ -169,7 +171,7 @@ class AsyncStore(Generic[SchemaT]):
                     async with conn.cursor(
                         name=f"sqlspec_export_{kind}", row_factory=statement.row_factory
                     ) as cur:
-                        cur.itersize = batch_size
+                        cur.itersize = (fetch_sizes or {}).get(kind, batch_size)
                         await cur.execute(statement.text, params)
                         counts[kind] = 0
                         async for line in cur:

@@ -17,7 +17,9 @@ from sqlspec.adapters.psycopg.adk.artifact._schema import ArtifactSchema
 __all__ = [
     "COPY_STAGING",
     "CREATE_STAGING",
+    "EXPORT_KINDS",
     "ArtifactStatements",
+    "ImportedArtifacts",
     "LoadedChunk",
     "PrunedBlobs",
     "VersionRow",
@@ -263,6 +265,142 @@ def version_infos(s: ArtifactSchema, *, latest_only: bool) -> Statement[VersionR
     )
 
 
+#: The versions an export takes (alias ``a``): in an app, and a user, if given.
+_EXPORTED = sql.SQL(
+    "(%(app_name)s::text IS NULL OR a.app_name = %(app_name)s) "
+    "AND (%(user_id)s::text IS NULL OR a.user_id = %(user_id)s)"
+)
+#: An export's kinds of line, in the order written.
+EXPORT_KINDS = ("artifact_blob", "artifact_chunk", "artifact")
+
+
+def export(s: ArtifactSchema) -> tuple[tuple[str, Statement[str]], ...]:
+    """The exported versions' contents, their chunks (base64), then the versions, as JSON lines.
+
+    A content is written once however many versions hold it; a version names
+    its content by SHA-256 (hex), so an import stores each content once too.
+    """
+    artifacts = sql.Identifier(s.table)
+
+    def held(blob: str) -> sql.Composable:
+        """Whether an exported version holds the content whose hash is column ``blob``."""
+        return sql.SQL("EXISTS (SELECT 1 FROM {} a WHERE a.sha256 = {} AND {})").format(
+            artifacts, sql.SQL(blob), _EXPORTED
+        )
+
+    blobs = sql.SQL(
+        """SELECT json_build_object('kind', 'artifact_blob',
+            'sha256', encode(b.sha256, 'hex'), 'size', b.size)::text
+        FROM {blobs} b WHERE {held} ORDER BY b.sha256"""
+    ).format(blobs=sql.Identifier(s.blobs), held=held("b.sha256"))
+    chunks = sql.SQL(
+        """SELECT json_build_object('kind', 'artifact_chunk', 'sha256', encode(c.sha256, 'hex'),
+            'seq', c.seq, 'data', translate(encode(c.data, 'base64'), E'\\n', ''))::text
+        FROM {chunks} c WHERE {held} ORDER BY c.sha256, c.seq"""
+    ).format(chunks=sql.Identifier(s.chunks), held=held("c.sha256"))
+    versions = sql.SQL(
+        """SELECT json_build_object('kind', 'artifact', 'app_name', a.app_name,
+            'user_id', a.user_id, 'session_id', NULLIF(a.session_id, ''),
+            'filename', a.filename, 'version', a.version, 'part', a.part,
+            'content_kind', a.content_kind, 'sha256', encode(a.sha256, 'hex'),
+            'mime_type', a.mime_type, 'custom_metadata', a.custom_metadata,
+            'create_time', a.create_time)::text
+        FROM {artifacts} a WHERE {exported}
+        ORDER BY a.app_name, a.user_id, a.session_id, a.filename, a.version"""
+    ).format(artifacts=artifacts, exported=_EXPORTED)
+    return tuple(
+        (kind, scalar(text))
+        for kind, text in zip(EXPORT_KINDS, (blobs, chunks, versions), strict=True)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ImportedArtifacts:
+    """What :func:`import_staged` returns: versions stored, and versions staged."""
+
+    imported: int
+    staged: int
+
+
+def import_staged(s: ArtifactSchema) -> Statement[ImportedArtifacts]:
+    """Store the staged artifact lines (as :func:`export` writes them); others are left.
+
+    A version already stored is kept as it is (and its file's next version is
+    not lowered). A content comes in only with all its bytes: one whose chunks
+    do not add up to its size is left out, and with it the versions that hold
+    it; so is a version line missing a field it needs.
+    """
+    return Statement(
+        sql.SQL(
+            """WITH chunk_lines AS MATERIALIZED (
+                SELECT decode(st.line ->> 'sha256', 'hex') AS sha256,
+                    (st.line ->> 'seq')::integer AS seq,
+                    decode(st.line ->> 'data', 'base64') AS data
+                FROM sqlspec_staging st WHERE st.line ->> 'kind' = 'artifact_chunk'
+            ), complete AS (
+                SELECT decode(st.line ->> 'sha256', 'hex') AS sha256,
+                    (st.line ->> 'size')::bigint AS size
+                FROM sqlspec_staging st
+                WHERE st.line ->> 'kind' = 'artifact_blob'
+                  AND (st.line ->> 'size')::bigint = COALESCE((
+                      SELECT sum(octet_length(c.data)) FROM chunk_lines c
+                      WHERE c.sha256 = decode(st.line ->> 'sha256', 'hex')), 0)
+            ), new_blobs AS (
+                INSERT INTO {blobs} (sha256, size)
+                SELECT c.sha256, c.size FROM complete c
+                ON CONFLICT (sha256) DO NOTHING
+                RETURNING sha256
+            ), new_chunks AS (
+                INSERT INTO {chunks} (sha256, seq, data)
+                SELECT c.sha256, c.seq, c.data FROM chunk_lines c JOIN new_blobs n USING (sha256)
+            ), lines AS (
+                SELECT st.line ->> 'app_name' AS app_name, st.line ->> 'user_id' AS user_id,
+                    COALESCE(st.line ->> 'session_id', '') AS session_id,
+                    st.line ->> 'filename' AS filename, (st.line ->> 'version')::integer AS version,
+                    st.line -> 'part' AS part, st.line ->> 'content_kind' AS content_kind,
+                    decode(st.line ->> 'sha256', 'hex') AS sha256,
+                    st.line ->> 'mime_type' AS mime_type,
+                    st.line -> 'custom_metadata' AS custom_metadata,
+                    (st.line ->> 'create_time')::float8 AS create_time
+                FROM sqlspec_staging st WHERE st.line ->> 'kind' = 'artifact'
+            ), versions AS (
+                SELECT l.* FROM lines l
+                WHERE l.app_name IS NOT NULL AND l.user_id IS NOT NULL
+                  AND l.filename IS NOT NULL AND l.version >= 0
+                  AND json_typeof(l.part) = 'object'
+                  AND json_typeof(l.custom_metadata) = 'object'
+                  AND l.create_time IS NOT NULL
+                  AND ((l.content_kind IS NULL AND l.sha256 IS NULL)
+                       OR (l.content_kind IN ('inline_data', 'text') AND (
+                           l.sha256 IN (SELECT c.sha256 FROM complete c)
+                           OR EXISTS (SELECT 1 FROM {blobs} b WHERE b.sha256 = l.sha256))))
+            ), files AS (
+                INSERT INTO {files} AS f (app_name, user_id, session_id, filename, next_version)
+                SELECT v.app_name, v.user_id, v.session_id, v.filename, max(v.version) + 1
+                FROM versions v GROUP BY v.app_name, v.user_id, v.session_id, v.filename
+                ON CONFLICT (app_name, user_id, session_id, filename) DO UPDATE
+                    SET next_version = greatest(f.next_version, excluded.next_version)
+            ), added AS (
+                INSERT INTO {artifacts} (app_name, user_id, session_id, filename, version, part,
+                    content_kind, sha256, mime_type, custom_metadata, create_time)
+                SELECT v.app_name, v.user_id, v.session_id, v.filename, v.version, v.part,
+                    v.content_kind, v.sha256, v.mime_type, v.custom_metadata, v.create_time
+                FROM versions v
+                ON CONFLICT (app_name, user_id, session_id, filename, version) DO NOTHING
+                RETURNING 1
+            )
+            SELECT (SELECT count(*) FROM added) AS imported,
+                (SELECT count(*) FROM lines) AS staged"""
+        ).format(
+            artifacts=sql.Identifier(s.table),
+            files=sql.Identifier(s.files),
+            blobs=sql.Identifier(s.blobs),
+            chunks=sql.Identifier(s.chunks),
+        ),
+        class_row(ImportedArtifacts),
+    )
+
+
 class ArtifactStatements:
     """Every statement of one set of artifact tables, built once per store."""
 
@@ -270,6 +408,8 @@ class ArtifactStatements:
         self.save = save(schema)
         self.save_staged = save_staged(schema)
         self.prune_blobs = prune_blobs(schema)
+        self.export = export(schema)
+        self.import_staged = import_staged(schema)
         self.load = load(schema)
         self.list_keys = list_keys(schema)
         self.delete = delete(schema)

@@ -17,6 +17,7 @@ from google.genai import types
 
 from sqlspec.adapters.psycopg._config_async import PsycopgAsyncConfig
 from sqlspec.adapters.psycopg.adk._errors import TRANSIENT_ATTEMPTS, translate_errors
+from sqlspec.adapters.psycopg.adk._jsonl import Progress, TextSink
 from sqlspec.adapters.psycopg.adk._statement import Statement
 from sqlspec.adapters.psycopg.adk._store_async import AsyncStore
 from sqlspec.adapters.psycopg.adk.artifact._schema import ArtifactSchema
@@ -287,6 +288,40 @@ class PsycopgAsyncADKArtifactStore(ArtifactStoreBase, AsyncStore[ArtifactSchema]
         )
         rows = await self._run(statement, params, read=True)
         return [self.version_info(params, row) for row in rows]
+
+    async def export_jsonl(
+        self,
+        sink: TextSink,
+        *,
+        app_name: str | None = None,
+        user_id: str | None = None,
+        batch_size: int = 1000,
+        progress: Progress | None = None,
+    ) -> dict[str, int]:
+        """Write the artifacts (in an app, and a user, if given) as JSON Lines.
+
+        Each content once (``artifact_blob``), its bytes a chunk a line in base64
+        (``artifact_chunk``), then every version (``artifact``); streamed from one
+        snapshot, a few chunks held at a time. Returns lines written per kind.
+        """
+        return await self._export_lines(
+            sink,
+            self.statements.export,
+            {"app_name": app_name, "user_id": user_id},
+            batch_size=batch_size,
+            progress=progress,
+            fetch_sizes={"artifact_chunk": 2},
+        )
+
+    async def import_jsonl(self, source: Iterable[str | bytes]) -> tuple[int, int]:
+        """Load the artifact lines of an export, in one transaction; other lines are left.
+
+        Versions already stored are kept as they are. Returns (imported, skipped)
+        versions.
+        """
+        counts = await self._import_lines(source, self.statements.import_staged)
+        assert counts is not None  # the statement always returns one row
+        return counts.imported, counts.staged - counts.imported
 
     async def count_blobs(self) -> int:
         """How many distinct contents are stored."""

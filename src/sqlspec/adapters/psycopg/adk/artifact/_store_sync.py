@@ -20,6 +20,7 @@ from google.genai import types
 
 from sqlspec.adapters.psycopg._config_sync import PsycopgSyncConfig
 from sqlspec.adapters.psycopg.adk._errors import TRANSIENT_ATTEMPTS, translate_errors
+from sqlspec.adapters.psycopg.adk._jsonl import Progress, TextSink
 from sqlspec.adapters.psycopg.adk._statement import Statement
 from sqlspec.adapters.psycopg.adk._store_sync import SyncStore
 from sqlspec.adapters.psycopg.adk.artifact._schema import ArtifactSchema
@@ -288,6 +289,40 @@ class PsycopgSyncADKArtifactStore(ArtifactStoreBase, SyncStore[ArtifactSchema]):
         )
         rows = self._run(statement, params, read=True)
         return [self.version_info(params, row) for row in rows]
+
+    def export_jsonl(
+        self,
+        sink: TextSink,
+        *,
+        app_name: str | None = None,
+        user_id: str | None = None,
+        batch_size: int = 1000,
+        progress: Progress | None = None,
+    ) -> dict[str, int]:
+        """Write the artifacts (in an app, and a user, if given) as JSON Lines.
+
+        Each content once (``artifact_blob``), its bytes a chunk a line in base64
+        (``artifact_chunk``), then every version (``artifact``); streamed from one
+        snapshot, a few chunks held at a time. Returns lines written per kind.
+        """
+        return self._export_lines(
+            sink,
+            self.statements.export,
+            {"app_name": app_name, "user_id": user_id},
+            batch_size=batch_size,
+            progress=progress,
+            fetch_sizes={"artifact_chunk": 2},
+        )
+
+    def import_jsonl(self, source: Iterable[str | bytes]) -> tuple[int, int]:
+        """Load the artifact lines of an export, in one transaction; other lines are left.
+
+        Versions already stored are kept as they are. Returns (imported, skipped)
+        versions.
+        """
+        counts = self._import_lines(source, self.statements.import_staged)
+        assert counts is not None  # the statement always returns one row
+        return counts.imported, counts.staged - counts.imported
 
     def count_blobs(self) -> int:
         """How many distinct contents are stored."""
