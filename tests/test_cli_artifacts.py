@@ -317,7 +317,7 @@ COPY_TABLES = {
 
 def every_version(dsn: str, **tables: str) -> dict[tuple[str, int], Any]:
     """Every stored version of app shop, user alice, session s1: part and metadata."""
-    names = {k: v for k, v in tables.items() if k in ARTIFACT_TABLE_OPTIONS}
+    names: dict[str, Any] = {k: v for k, v in tables.items() if k in ARTIFACT_TABLE_OPTIONS}
     store = PsycopgSyncADKArtifactStore(
         PsycopgSyncConfig(connection_config={"conninfo": dsn}), **names
     )
