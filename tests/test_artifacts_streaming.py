@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 from google.genai import types
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 
 from conftest import pool_config
 from sqlspec import InvalidValueError
@@ -191,3 +193,22 @@ async def test_racing_deletes_and_saves_lose_no_content_and_prune_leaves_none(
             assert await service.load_artifact(filename=name, **KEY) == shared
     await store.prune_blobs()
     assert await count(dsn, "adk_artifact_blobs") == 1
+
+
+def test_the_readme_streaming_sample_runs(
+    dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    (sample,) = [
+        block.split("```", 1)[0]
+        for block in readme.split("```python\n")[1:]
+        if "save_stream(" in block.split("```", 1)[0]
+    ]
+    # The sample's config names no server: libpq's environment names this one.
+    for key, value in conninfo_to_dict(dsn).items():
+        monkeypatch.setenv(f"PG{key.upper()}" if key != "dbname" else "PGDATABASE", str(value))
+    monkeypatch.chdir(tmp_path)
+    data = os.urandom(MIB * 2 + 3)
+    (tmp_path / "scan.pdf").write_bytes(data)
+    exec(compile(sample, "README.md", "exec"), {})
+    assert (tmp_path / "copy.pdf").read_bytes() == data
