@@ -7,23 +7,31 @@ only a reference point). Each size is saved and loaded as ``inline_data`` bytes:
 every save's content differs from the one before (its first 8 bytes count the
 calls), so the store's content deduplication never hides the write; every load
 reads the latest version of a file saved once before the series.
+
+Then the command line streams one big file (500 MB by default) through
+``sqlspec-adk artifacts put``, ``get`` and ``export``, each in a child process:
+its time and peak resident memory.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 from google.adk.artifacts.base_artifact_service import BaseArtifactService
 from google.adk.artifacts.file_artifact_service import FileArtifactService
 from google.adk.artifacts.in_memory_artifact_service import InMemoryArtifactService
 from google.genai import types
+from psycopg.conninfo import conninfo_to_dict
 
-from benchmarks.measure import Result, Series, time_interleaved
+from benchmarks.measure import Result, Series, run_measured, time_interleaved
 from benchmarks.workload import APP
 from sqlspec.adapters.psycopg import PsycopgAsyncConfig
 from sqlspec.adapters.psycopg.adk import PsycopgAsyncADKArtifactStore
@@ -39,6 +47,7 @@ S8 = "8 artifacts"
 SQLSPEC = "sqlspec async · artifact service"
 FILE = "ADK FileArtifactService (local disk)"
 IN_MEMORY = "ADK InMemoryArtifactService (in-process dict, no database)"
+CLI = "sqlspec-adk (command line, streaming)"
 
 #: ``--impl`` key -> (label, family) of the artifact scenario's implementations.
 ARTIFACT_IMPLEMENTATIONS: dict[str, tuple[str, str]] = {
@@ -48,7 +57,7 @@ ARTIFACT_IMPLEMENTATIONS: dict[str, tuple[str, str]] = {
     "adk-in-memory-artifacts": (IN_MEMORY, "reference"),
 }
 #: Every label the scenario's rows carry, and its family (for the report's ratios).
-ARTIFACT_FAMILIES: dict[str, str] = dict(ARTIFACT_IMPLEMENTATIONS.values())
+ARTIFACT_FAMILIES: dict[str, str] = {**dict(ARTIFACT_IMPLEMENTATIONS.values()), CLI: "sqlspec"}
 
 USER = "artifact-user"
 SESSION = "artifact-session"
@@ -166,8 +175,47 @@ async def scenario_artifacts(ctx: Context) -> None:
                 budget = ctx.budget(runs, warmup=warmup, chunk=1)
                 await time_interleaved(series, budget)
                 _record(ctx, name, size, series)
+        if SQLSPEC in opened.services:
+            _command_line(ctx, ctx.sizes.artifact_cli)
     finally:
         await opened.close()
+
+
+def _command_line(ctx: Context, size: int) -> None:
+    """``sqlspec-adk artifacts put``, ``get``, then ``export`` of a ``size``-byte file, timed."""
+    uri = "sqlspec+postgresql:///?" + urlencode(
+        {**conninfo_to_dict(ctx.dsn), "max_artifact_bytes": max(size, 1 << 20)}
+    )
+    where = ["--app", APP, "--user", USER, "--dsn", uri]
+    with tempfile.TemporaryDirectory(prefix="bench-artifacts-cli-") as folder:
+        source, back, dump = (os.path.join(folder, name) for name in ("in", "out", "dump.jsonl"))
+        with open(source, "wb") as file:
+            block = os.urandom(1 << 20)
+            for start in range(0, size, len(block)):
+                file.write(block[: size - start])
+        steps = {
+            "init": ["init", "--dsn", uri],
+            f"CLI put {_label(size)}": ["artifacts", "put", "user:cli", source, *where],
+            f"CLI get {_label(size)}": ["artifacts", "get", "user:cli", "-o", back, *where],
+            f"CLI export {_label(size)}": ["export", dump, "--dsn", uri],
+        }
+        for operation, args in steps.items():
+            ctx.status(f"{S8} · {operation}")
+            with open(os.path.join(folder, "err"), "w+b") as err:
+                status, seconds, peak = run_measured(
+                    [sys.executable, "-m", "sqlspec.cli", *args], subprocess.DEVNULL, err
+                )
+                err.seek(0)
+                if status != 0:
+                    message = err.read().decode(errors="replace").strip()
+                    ctx.fail(S8, operation, CLI, RuntimeError(message))
+                    return
+            if operation == "init":
+                continue
+            result = Result(S8, operation, CLI, [seconds])
+            result.extra = f"peak RSS {peak / 1e6:,.0f} MB, {size / seconds / 1e6:,.0f} MB/s"
+            result.metrics = {"artifact_bytes": float(size), "peak_rss_mb": peak / 1e6}
+            ctx.results.append(result)
 
 
 def _record(ctx: Context, operation: str, size: int, series: list[Series]) -> None:

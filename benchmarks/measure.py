@@ -11,12 +11,21 @@ from __future__ import annotations
 import asyncio
 import gc
 import math
+import os
+import subprocess
 import time
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
-__all__ = ["Budget", "Result", "Series", "percentile", "time_interleaved"]
+__all__ = [
+    "Budget",
+    "Result",
+    "Series",
+    "percentile",
+    "run_measured",
+    "time_interleaved",
+]
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -187,3 +196,17 @@ async def time_interleaved(entries: list[Series], budget: Budget) -> list[Series
             await _turn(entry, min(budget.chunk, budget.runs - len(entry.samples)), timed=True)
         round_no += 1
     return entries
+
+
+def run_measured(
+    command: list[str], stdout: IO[bytes] | int, stderr: IO[bytes] | int
+) -> tuple[int, float, int]:
+    """Run ``command`` in a child process: its exit status, seconds taken and peak RSS in bytes.
+
+    The child is reaped here, not by ``Popen``, to read its own resource usage.
+    """
+    start = time.perf_counter()
+    child = subprocess.Popen(command, stdout=stdout, stderr=stderr)
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    return child.returncode, time.perf_counter() - start, usage.ru_maxrss * 1024

@@ -71,6 +71,8 @@ class Sizes:
     #: 8. Artifacts: the content sizes saved and loaded, and timed calls of each.
     artifact_sizes: tuple[int, ...] = (1_000, 1_000_000, 50_000_000)
     artifact_runs: int = 30
+    #: ... and the file ``sqlspec-adk artifacts put``, ``get`` and ``export`` stream, once each.
+    artifact_cli: int = 500_000_000
 
     def with_overrides(self, overrides: dict[str, Any]) -> Sizes:
         """A copy with the given (non-``None``) fields replaced."""
@@ -114,4 +116,5 @@ def quick_sizes() -> Sizes:
         memory_searches=20,
         artifact_sizes=(1_000, 1_000_000, 5_000_000),
         artifact_runs=3,
+        artifact_cli=5_000_000,
     )

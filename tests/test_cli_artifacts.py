@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from benchmarks.measure import run_measured
 from google.adk.artifacts import artifact_util
 from google.genai import types
 from typer.testing import CliRunner
@@ -256,18 +256,14 @@ def test_prune_deletes_contents_no_version_holds(cli: Any, dsn: str) -> None:
     assert cli("artifacts", "get", "user:a", *WHO, "--dsn", dsn).stdout_bytes == b"kept"
 
 
-def run_measured(*args: str, tmp_path: Path) -> tuple[str, int]:
+def run_cli(*args: str, tmp_path: Path) -> tuple[str, int]:
     """Run ``sqlspec-adk`` in a child process; return its stdout and its peak memory in bytes."""
     out, err = tmp_path / "stdout", tmp_path / "stderr"
     with out.open("wb") as stdout, err.open("wb") as stderr:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "sqlspec.cli", *args], stdout=stdout, stderr=stderr
-        )
-        # Reaped here, not by Popen, to read the child's own resource usage.
-        _, status, usage = os.wait4(child.pid, 0)
-        child.returncode = os.waitstatus_to_exitcode(status)
-    assert child.returncode == 0, err.read_text()
-    return out.read_text(), usage.ru_maxrss * 1024
+        command = [sys.executable, "-m", "sqlspec.cli", *args]
+        status, _, peak = run_measured(command, stdout, stderr)
+    assert status == 0, err.read_text()
+    return out.read_text(), peak
 
 
 @pytest.mark.slow
@@ -282,18 +278,18 @@ def test_500_mb_streams_through_put_and_get_in_little_memory(dsn: str, tmp_path:
             digest.update(piece)
     uri = service_uri(dsn, scheme="sqlspec+postgresql", max_artifact_bytes=512 << 20)
     where = ("--app", "a", "--user", "u", "--dsn", uri)
-    saved, put_peak = run_measured(
+    saved, put_peak = run_cli(
         "artifacts", "put", "user:big.bin", str(source), *where, "--json", tmp_path=tmp_path
     )
     assert json.loads(saved)["version"] == 0
-    _, get_peak = run_measured(
+    _, get_peak = run_cli(
         "artifacts", "get", "user:big.bin", "-o", str(back), *where, tmp_path=tmp_path
     )
     with back.open("rb") as file:
         assert hashlib.file_digest(file, "sha256").digest() == digest.digest()
     back.unlink()
-    run_measured("init", "--dsn", uri, tmp_path=tmp_path)
-    exported, export_peak = run_measured(
+    run_cli("init", "--dsn", uri, tmp_path=tmp_path)
+    exported, export_peak = run_cli(
         "export", str(tmp_path / "all.jsonl"), "--dsn", uri, "--json", tmp_path=tmp_path
     )
     assert json.loads(exported)["lines"]["artifact_chunk"] == 477
