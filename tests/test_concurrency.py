@@ -27,10 +27,15 @@ from google.adk.errors.already_exists_error import AlreadyExistsError
 from google.adk.events.event import Event
 from google.adk.events.event_actions import EventActions
 from google.adk.sessions.session import Session
+from google.genai import types
 
 from sqlspec.adapters.psycopg import PsycopgAsyncConfig, PsycopgSyncConfig
-from sqlspec.adapters.psycopg.adk import PsycopgAsyncADKStore, PsycopgSyncADKStore
-from sqlspec.extensions.adk import SQLSpecSessionService
+from sqlspec.adapters.psycopg.adk import (
+    PsycopgAsyncADKStore,
+    PsycopgSyncADKArtifactStore,
+    PsycopgSyncADKStore,
+)
+from sqlspec.extensions.adk import SQLSpecArtifactService, SQLSpecSessionService
 
 N = 20
 TIMEOUT = 20.0
@@ -530,3 +535,58 @@ async def test_unsynchronized_creates_and_appends_on_shared_rows_no_deadlock(
         failures = [type(d).__name__ for d in done if isinstance(d, BaseException)]
         # Stop at the first bad round: each deadlock costs the server's deadlock_timeout.
         assert not failures, f"round {rnd}: {len(failures)} of {MIXED} calls failed: {failures}"
+
+
+# ------------------------------------ processes saving one artifact file at once
+
+
+def _artifact_saver(dsn: str, worker: int, saves: int, barrier: Any, results: Any) -> None:
+    """Child process: meet at the barrier, then save ``saves`` versions of one file."""
+    config = PsycopgSyncConfig(connection_config={"conninfo": dsn, "min_size": 1, "max_size": 2})
+    store = PsycopgSyncADKArtifactStore(config)
+    service: Any = SQLSpecArtifactService(store)
+    barrier.wait(timeout=45)  # the children's first import is slow
+    for i in range(saves):
+        data = f"{worker}-{i}".encode()
+        part = types.Part(inline_data=types.Blob(mime_type="a/b", data=data))
+        version = service.save_artifact(
+            app_name="race", user_id="u", filename="user:shared", artifact=part
+        )
+        results.put((version, data))
+    store.close()
+
+
+def test_processes_saving_one_artifact_get_distinct_consecutive_versions(dsn: str) -> None:
+    setup = PsycopgSyncADKArtifactStore(PsycopgSyncConfig(connection_config={"conninfo": dsn}))
+    setup.create_tables()
+    processes, saves = 3, 15
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(processes)
+    results: Any = ctx.Queue()
+    workers = [
+        ctx.Process(target=_artifact_saver, args=(dsn, w, saves, barrier, results), daemon=True)
+        for w in range(processes)
+    ]
+    for p in workers:
+        p.start()
+    try:
+        saved = dict(results.get(timeout=60) for _ in range(processes * saves))
+        for p in workers:
+            p.join(timeout=TIMEOUT)
+            assert p.exitcode == 0
+    finally:
+        for p in workers:
+            if p.is_alive():
+                p.kill()
+                p.join()
+    # Every save got its own version, none lost, none taken twice, none skipped.
+    assert sorted(saved) == list(range(processes * saves))
+    service: Any = SQLSpecArtifactService(setup)
+    try:
+        for version, data in saved.items():
+            part = service.load_artifact(
+                app_name="race", user_id="u", filename="user:shared", version=version
+            )
+            assert part.inline_data.data == data
+    finally:
+        setup.close()
