@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -202,9 +201,7 @@ def _command_line(ctx: Context, size: int) -> None:
         for operation, args in steps.items():
             ctx.status(f"{S8} · {operation}")
             with open(os.path.join(folder, "err"), "w+b") as err:
-                status, seconds, peak = run_measured(
-                    [sys.executable, "-m", "sqlspec.cli", *args], subprocess.DEVNULL, err
-                )
+                status, seconds, peak = run_measured("sqlspec.cli", args, subprocess.DEVNULL, err)
                 err.seek(0)
                 if status != 0:
                     message = err.read().decode(errors="replace").strip()

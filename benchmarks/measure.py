@@ -13,6 +13,8 @@ import gc
 import math
 import os
 import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
@@ -199,14 +201,17 @@ async def time_interleaved(entries: list[Series], budget: Budget) -> list[Series
 
 
 def run_measured(
-    command: list[str], stdout: IO[bytes] | int, stderr: IO[bytes] | int
+    module: str, args: list[str], stdout: IO[bytes] | int, stderr: IO[bytes] | int
 ) -> tuple[int, float, int]:
-    """Run ``command`` in a child process: its exit status, seconds taken and peak RSS in bytes.
+    """Run ``python -m module args`` in a child: its exit status, seconds and peak RSS in bytes.
 
-    The child is reaped here, not by ``Popen``, to read its own resource usage.
+    The peak is the child's own, read by ``benchmarks.peak`` as it exits.
     """
-    start = time.perf_counter()
-    child = subprocess.Popen(command, stdout=stdout, stderr=stderr)
-    _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
-    return child.returncode, time.perf_counter() - start, usage.ru_maxrss * 1024
+    with tempfile.TemporaryDirectory(prefix="bench-peak-") as folder:
+        peak_file = os.path.join(folder, "peak")
+        command = [sys.executable, "-m", "benchmarks.peak", peak_file, module, *args]
+        start = time.perf_counter()
+        status = subprocess.run(command, stdout=stdout, stderr=stderr, check=False).returncode
+        seconds = time.perf_counter() - start
+        with open(peak_file) as peak:
+            return status, seconds, int(peak.read())

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -260,8 +259,7 @@ def run_cli(*args: str, tmp_path: Path) -> tuple[str, int]:
     """Run ``sqlspec-adk`` in a child process; return its stdout and its peak memory in bytes."""
     out, err = tmp_path / "stdout", tmp_path / "stderr"
     with out.open("wb") as stdout, err.open("wb") as stderr:
-        command = [sys.executable, "-m", "sqlspec.cli", *args]
-        status, _, peak = run_measured(command, stdout, stderr)
+        status, _, peak = run_measured("sqlspec.cli", list(args), stdout, stderr)
     assert status == 0, err.read_text()
     return out.read_text(), peak
 
