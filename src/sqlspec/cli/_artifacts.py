@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO, Annotated, Any
 
 import typer
+from google.adk.artifacts import artifact_util
 from google.adk.artifacts.artifact_util import (
     _MAX_ARTIFACT_REFERENCE_DEPTH,
     _is_rewind_tombstone,
@@ -45,7 +46,6 @@ from sqlspec.cli._common import (
     read_progress,
     tables_needed,
 )
-from sqlspec.extensions.adk import SQLSpecArtifactService, SyncSQLSpecArtifactService
 from sqlspec.extensions.adk.artifact._codec import ArtifactKey, check_scope, referenced
 
 __all__ = ["artifacts_app"]
@@ -73,13 +73,6 @@ _NO_TABLES = (
     "no artifact has been stored here: the artifact tables do not exist "
     "(`sqlspec-adk artifacts put` creates them)"
 )
-
-
-@contextmanager
-def _service(dsn: str | None) -> Iterator[SyncSQLSpecArtifactService]:
-    """The artifact service on ``--dsn``; missing tables said as such."""
-    with tables_needed(_NO_TABLES), open_artifact_store(dsn) as store:
-        yield SQLSpecArtifactService(store)
 
 
 def _regular_file_size(file: IO[bytes]) -> int | None:
@@ -157,12 +150,11 @@ def list_(
     json_output: JsonOption = False,
 ) -> None:
     """The user's artifacts (and the session's, with --session), each with its versions."""
-    with _service(dsn) as service:
-        ids: dict[str, Any] = {"app_name": app, "user_id": user, "session_id": session}
-        files = {
-            key: service.list_artifact_versions(filename=key, **ids)
-            for key in service.list_artifact_keys(**ids)
-        }
+    for value, name in ((app, "app_name"), (user, "user_id"), (session, "session_id")):
+        if value is not None:
+            artifact_util.validate_path_segment(value, name)
+    with tables_needed(_NO_TABLES), open_artifact_store(dsn) as store:
+        files = store.scope_versions(app_name=app, user_id=user, session_id=session)
     if json_output:
         emit_json(
             [

@@ -236,8 +236,10 @@ def list_versions(s: ArtifactSchema) -> Statement[int]:
 
 @dataclass(frozen=True, slots=True)
 class VersionRow:
-    """One row of :func:`version_infos`."""
+    """One row of :func:`version_infos` and :func:`scope_versions`."""
 
+    session_id: str
+    filename: str
     version: int
     mime_type: str | None
     custom_metadata: str
@@ -251,18 +253,41 @@ def version_infos(s: ArtifactSchema, *, latest_only: bool) -> Statement[VersionR
     """
     return Statement(
         sql.SQL(
-            """SELECT a.version, a.mime_type, a.custom_metadata::text AS custom_metadata,
-                a.create_time
+            """SELECT {columns}
             FROM {artifacts} a
             WHERE {file} AND (%(version)s::integer IS NULL OR a.version = %(version)s)
             ORDER BY a.version {order}"""
         ).format(
+            columns=_VERSION_COLUMNS,
             artifacts=sql.Identifier(s.table),
             file=_FILE,
             order=sql.SQL("DESC LIMIT 1" if latest_only else "ASC"),
         ),
         class_row(VersionRow),
     )
+
+
+def scope_versions(s: ArtifactSchema) -> Statement[VersionRow]:
+    """Every version's metadata of the user's files and of session ``%(session_id)s``'s.
+
+    By filename, then version; the user's scope is session ``''``.
+    """
+    return Statement(
+        sql.SQL(
+            """SELECT {columns}
+            FROM {artifacts} a
+            WHERE a.app_name = %(app_name)s AND a.user_id = %(user_id)s
+              AND a.session_id IN ('', %(session_id)s)
+            ORDER BY a.filename, a.version"""
+        ).format(columns=_VERSION_COLUMNS, artifacts=sql.Identifier(s.table)),
+        class_row(VersionRow),
+    )
+
+
+_VERSION_COLUMNS = sql.SQL(
+    "a.session_id, a.filename, a.version, a.mime_type, "
+    "a.custom_metadata::text AS custom_metadata, a.create_time"
+)
 
 
 #: The versions an export takes (alias ``a``): in an app, and a user, if given.
@@ -416,6 +441,7 @@ class ArtifactStatements:
         self.list_versions = list_versions(schema)
         self.version_infos = version_infos(schema, latest_only=False)
         self.latest_version_info = version_infos(schema, latest_only=True)
+        self.scope_versions = scope_versions(schema)
         #: Distinct contents stored (for tests and doctor).
         self.count_blobs = scalar(
             sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema.blobs))

@@ -324,6 +324,20 @@ class PsycopgSyncADKArtifactStore(ArtifactStoreBase, SyncStore[ArtifactSchema]):
         assert counts is not None  # the statement always returns one row
         return counts.imported, counts.staged - counts.imported
 
+    def scope_versions(
+        self, *, app_name: str, user_id: str, session_id: str | None
+    ) -> dict[str, list[ArtifactVersion]]:
+        """Every version's metadata of the user's files (and the session's), by filename.
+
+        Filenames sorted, versions ascending: what listing a scope shows, in one call.
+        """
+        params = self.file_params(app_name, user_id, session_id, "")
+        rows = self._run(self.statements.scope_versions, params, read=True)
+        files: dict[str, list[ArtifactVersion]] = {}
+        for row in rows:
+            files.setdefault(row.filename, []).append(self.version_info(params, row))
+        return files
+
     def count_blobs(self) -> int:
         """How many distinct contents are stored."""
         return self._one(self.statements.count_blobs, read=True) or 0
