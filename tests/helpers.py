@@ -134,19 +134,32 @@ PYTHON = sys.executable
 TRACE_FLAGS = pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE
 
 
-def count_round_trips(trace: str) -> int:
-    """Round trips in a libpq trace: each switch from client (F) to server (B) messages.
+#: Client messages after which the client may wait for the server; a burst ending
+#: otherwise (Parse, Bind, Execute in a pipeline) asked for nothing yet.
+_AWAITED = frozenset({"Sync", "Flush", "Query", "CopyDone", "CopyFail", "FunctionCall"})
 
-    A burst of frontend messages answered by a burst of backend messages is one
-    round trip; a trailing frontend message nobody answers (Terminate) is none.
+
+def count_round_trips(trace: str) -> int:
+    """Round trips in a libpq trace: each time the client waits for the server.
+
+    A burst of frontend (F) messages ending in one the server must answer (Sync,
+    Flush, Query...) followed by backend (B) messages is one round trip; a
+    trailing frontend message nobody answers (Terminate) is none. Backend
+    messages read before the client's burst ended with such a message (a large
+    result arriving while a pipeline is still being sent) did not make it wait:
+    they belong to the round trip its next answered burst completes.
     """
     trips = 0
     previous = ""
+    last_sent = ""
     for line in trace.splitlines():
-        direction = line[:1]
+        fields = line.split("\t")
+        direction = fields[0][:1]
         if direction not in ("F", "B"):
             continue
-        if direction == "B" and previous == "F":
+        if direction == "F":
+            last_sent = fields[2].strip() if len(fields) > 2 else ""
+        elif previous == "F" and last_sent in _AWAITED:
             trips += 1
         previous = direction
     return trips

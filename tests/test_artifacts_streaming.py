@@ -15,8 +15,9 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from conftest import pool_config
+from helpers import RoundTripCounter, trace_bursts
 from sqlspec import InvalidValueError
-from sqlspec.adapters.psycopg import PsycopgAsyncConfig
+from sqlspec.adapters.psycopg import PsycopgAsyncConfig, PsycopgSyncConfig
 from sqlspec.adapters.psycopg.adk import PsycopgAsyncADKArtifactStore, PsycopgSyncADKArtifactStore
 from sqlspec.extensions.adk import SQLSpecArtifactService
 
@@ -136,8 +137,6 @@ async def test_a_streamed_save_over_the_limit_or_failing_writes_nothing(
 
 
 def test_the_sync_store_streams_too(dsn: str) -> None:
-    from sqlspec.adapters.psycopg import PsycopgSyncConfig
-
     store = PsycopgSyncADKArtifactStore(PsycopgSyncConfig(connection_config=pool_config(dsn)))
     try:
         store.create_tables()
@@ -212,3 +211,35 @@ def test_the_readme_streaming_sample_runs(
     (tmp_path / "scan.pdf").write_bytes(data)
     exec(compile(sample, "README.md", "exec"), {})
     assert (tmp_path / "copy.pdf").read_bytes() == data
+
+
+def test_each_service_call_is_one_round_trip(dsn: str) -> None:
+    config = PsycopgSyncConfig(connection_config=pool_config(dsn))
+    store = PsycopgSyncADKArtifactStore(config)
+    store.create_tables()
+    counter = RoundTripCounter(config)
+    counter.take_sync()
+    service: Any = SQLSpecArtifactService(store)
+    big = bytes(3 * MIB)
+    try:
+        calls = {
+            "save (3 MiB)": lambda i: service.save_artifact(
+                filename="f",
+                artifact=types.Part.from_bytes(data=big + bytes([i]), mime_type="a/b"),
+                **KEY,
+            ),
+            "load": lambda _: service.load_artifact(filename="f", **KEY),
+            "list_artifact_keys": lambda _: service.list_artifact_keys(**KEY),
+            "list_versions": lambda _: service.list_versions(filename="f", **KEY),
+            "list_artifact_versions": lambda _: service.list_artifact_versions(filename="f", **KEY),
+            "get_artifact_version": lambda _: service.get_artifact_version(filename="f", **KEY),
+            "scope_versions": lambda _: store.scope_versions(**KEY),
+        }
+        for i in range(8):  # past psycopg's prepare threshold
+            for name, call in calls.items():
+                call(i)
+                assert counter.take_sync() == 1, (name, trace_bursts(counter.last_trace))
+        service.delete_artifact(filename="f", **KEY)
+        assert counter.take_sync() == 1, counter.last_trace
+    finally:
+        config.close()

@@ -71,6 +71,12 @@ def test_count_round_trips_parses_trace_directions() -> None:
     )
     assert count_round_trips(trace) == 2
     assert count_round_trips("") == 0
+    # A pipeline's answer arriving before its Sync was sent: the client never waited twice.
+    early = ["F\t10\tParse", "F\t10\tExecute", "B\t4\tParseComplete", "F\t4\tSync"]
+    assert count_round_trips("\n".join([*early, "B\t5\tReadyForQuery\tI"])) == 1
+    # A forced flush the client waits on, then its Sync: two.
+    flushed = ["F\t10\tParse", "F\t4\tFlush", "B\t4\tParseComplete", "F\t4\tSync"]
+    assert count_round_trips("\n".join([*flushed, "B\t5\tReadyForQuery\tI"])) == 2
 
 
 def test_counter_counts_two_statements_as_two_sync(dsn: str) -> None:
