@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -222,7 +222,7 @@ def test_each_service_call_is_one_round_trip(dsn: str) -> None:
     service: Any = SQLSpecArtifactService(store)
     big = bytes(3 * MIB)
     try:
-        calls = {
+        calls: dict[str, Callable[[int], object]] = {
             "save (3 MiB)": lambda i: service.save_artifact(
                 filename="f",
                 artifact=types.Part.from_bytes(data=big + bytes([i]), mime_type="a/b"),
