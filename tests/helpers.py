@@ -146,21 +146,30 @@ def count_round_trips(trace: str) -> int:
     Flush, Query...) followed by backend (B) messages is one round trip; a
     trailing frontend message nobody answers (Terminate) is none. Backend
     messages read before the client's burst ended with such a message (a large
-    result arriving while a pipeline is still being sent) did not make it wait:
-    they belong to the round trip its next answered burst completes.
+    result arriving while a pipeline is still being sent) did not make it wait,
+    nor does a Flush sent while a Sync is still unanswered (the Sync already
+    asked for everything): they belong to the round trip already counted.
     """
     trips = 0
-    previous = ""
-    last_sent = ""
+    previous = last_sent = ""
+    unanswered_syncs = 0
     for line in trace.splitlines():
         fields = line.split("\t")
         direction = fields[0][:1]
         if direction not in ("F", "B"):
             continue
+        message = fields[2].strip() if len(fields) > 2 else ""
         if direction == "F":
-            last_sent = fields[2].strip() if len(fields) > 2 else ""
-        elif previous == "F" and last_sent in _AWAITED:
-            trips += 1
+            if message == "Flush" and unanswered_syncs:
+                continue  # asks for nothing the unanswered Sync did not
+            if message in ("Sync", "Query"):
+                unanswered_syncs += 1
+            last_sent = message
+        else:
+            if previous == "F" and last_sent in _AWAITED:
+                trips += 1
+            if message == "ReadyForQuery":
+                unanswered_syncs = max(0, unanswered_syncs - 1)
         previous = direction
     return trips
 

@@ -74,6 +74,9 @@ def test_count_round_trips_parses_trace_directions() -> None:
     # A pipeline's answer arriving before its Sync was sent: the client never waited twice.
     early = ["F\t10\tParse", "F\t10\tExecute", "B\t4\tParseComplete", "F\t4\tSync"]
     assert count_round_trips("\n".join([*early, "B\t5\tReadyForQuery\tI"])) == 1
+    # A Flush after a Sync still unanswered asks for nothing more: one.
+    late = ["F\t4\tSync", "B\t9\tDataRow", "F\t4\tFlush", "B\t9\tDataRow"]
+    assert count_round_trips("\n".join([*early[:2], *late, "B\t5\tReadyForQuery\tI"])) == 1
     # A forced flush the client waits on, then its Sync: two.
     flushed = ["F\t10\tParse", "F\t4\tFlush", "B\t4\tParseComplete", "F\t4\tSync"]
     assert count_round_trips("\n".join([*flushed, "B\t5\tReadyForQuery\tI"])) == 2
