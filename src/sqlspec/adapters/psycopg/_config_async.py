@@ -148,7 +148,8 @@ class PsycopgAsyncConfig(ConfigBase):
         """Lend a pooled connection; it goes back to the pool when the block ends.
 
         On leaving the block an open transaction is committed, or rolled back if
-        the block raised (``psycopg_pool``'s connection context behaviour). No
+        the block raised (``psycopg_pool``'s connection context behaviour); a
+        connection whose server refused a write as read-only is closed instead. No
         connection in time raises :class:`~sqlspec.PoolExhaustedError`, or
         :class:`~sqlspec.DatabaseUnavailableError` when the server is unreachable.
         """
@@ -161,6 +162,12 @@ class PsycopgAsyncConfig(ConfigBase):
         try:
             async with conn:
                 yield conn
+        except psycopg.errors.ReadOnlySqlTransaction:
+            # A read-only server (a standby, or a primary being switched over) refused
+            # a write: this connection goes, so the one the pool opens instead can
+            # reach the server that accepts writes (libpq's target_session_attrs).
+            await conn.close()
+            raise
         finally:
             self._count_lent(-1)
             await pool.putconn(conn)

@@ -58,9 +58,13 @@ class AsyncStore(Generic[SchemaT]):
         Pipeline mode keeps a statement being prepared to one round trip too. A
         deadlock or serialization failure rolled the statement back whole, so
         it is run again, a few times at most; so is a ``read`` whose connection
-        broke (a write is not: it may have been applied).
+        broke (a write is not: it may have been applied). A write a read-only
+        server refused (during a switchover) was not applied either: its
+        connection is dropped and the write runs again, on each pooled
+        connection at most once, then on a new one.
         """
         attempt = 1
+        refused = 0
         with translate_errors():
             while True:
                 try:
@@ -86,6 +90,11 @@ class AsyncStore(Generic[SchemaT]):
                 except psycopg.OperationalError as exc:
                     if attempt == TRANSIENT_ATTEMPTS or not rerunnable(exc, read=read):
                         raise
+                except psycopg.errors.ReadOnlySqlTransaction:
+                    refused += 1
+                    if refused > self.config.settings.max_size:
+                        raise
+                    continue
                 attempt += 1
 
     async def _one(
