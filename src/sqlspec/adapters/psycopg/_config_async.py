@@ -21,6 +21,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout, TooManyRequests
 
 from sqlspec.adapters.psycopg._config_base import (
     ConfigBase,
+    check_replica,
     closed_by_server,
     hold_outside_transactions,
     probe_timeout,
@@ -60,12 +61,28 @@ class PsycopgAsyncConfig(ConfigBase):
     ``timeout``, ``max_waiting``, ``max_lifetime``, ``max_idle``,
     ``reconnect_timeout``, ``num_workers``), ``autocommit`` (default ``True``),
     ``prepare_threshold`` and ``command_timeout``.
+
+    ``replica_config``, shaped like ``connection_config``, names a read replica
+    (a streaming standby) with a pool of its own, opened on first use. It serves
+    the reads that tolerate lag: session listings, exports, memory search;
+    never ``get_session`` nor a write. Without it, everything goes to
+    ``connection_config``'s server.
     """
 
     is_async = True  # SYNC: True -> False
 
-    def __init__(self, connection_config: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        connection_config: Mapping[str, Any] | None = None,
+        *,
+        replica_config: Mapping[str, Any] | None = None,
+    ) -> None:
         super().__init__(connection_config)
+        #: The read replica's own config, if one is configured.
+        self.replica: PsycopgAsyncConfig | None = None
+        if replica_config is not None:
+            self.replica = PsycopgAsyncConfig(replica_config)
+            check_replica(self.replica.settings)
         self._pool: AsyncConnectionPool[AsyncConnection[TupleRow]] | None = None
         self._open_lock = threading.Lock()
         self._opening_lock = Lock()
@@ -172,6 +189,11 @@ class PsycopgAsyncConfig(ConfigBase):
             self._count_lent(-1)
             await pool.putconn(conn)
 
+    @property
+    def replica_or_primary(self) -> PsycopgAsyncConfig:
+        """Where a read that tolerates lag goes: the replica if configured, else here."""
+        return self.replica or self
+
     async def _lend(
         self, pool: AsyncConnectionPool[AsyncConnection[TupleRow]]
     ) -> AsyncConnection[TupleRow]:
@@ -223,7 +245,7 @@ class PsycopgAsyncConfig(ConfigBase):
         return conn
 
     async def close(self) -> None:
-        """Close the pool and its connections; a later use opens a new pool."""
+        """Close the pool (and the replica's) and its connections; a later use opens a new pool."""
         with self._open_lock:
             pool, self._pool = self._pool, None
             if True:  # ASYNC
@@ -237,6 +259,8 @@ class PsycopgAsyncConfig(ConfigBase):
             await pool.close()
         if True:  # ASYNC
             await _stop(closer)
+        if self.replica is not None:
+            await self.replica.close()
 
     async def __aenter__(self) -> PsycopgAsyncConfig:
         return self

@@ -23,6 +23,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout, TooManyRequests
 
 from sqlspec.adapters.psycopg._config_base import (
     ConfigBase,
+    check_replica,
     closed_by_server,
     hold_outside_transactions,
     probe_timeout,
@@ -62,12 +63,28 @@ class PsycopgSyncConfig(ConfigBase):
     ``timeout``, ``max_waiting``, ``max_lifetime``, ``max_idle``,
     ``reconnect_timeout``, ``num_workers``), ``autocommit`` (default ``True``),
     ``prepare_threshold`` and ``command_timeout``.
+
+    ``replica_config``, shaped like ``connection_config``, names a read replica
+    (a streaming standby) with a pool of its own, opened on first use. It serves
+    the reads that tolerate lag: session listings, exports, memory search;
+    never ``get_session`` nor a write. Without it, everything goes to
+    ``connection_config``'s server.
     """
 
     is_async = False
 
-    def __init__(self, connection_config: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        connection_config: Mapping[str, Any] | None = None,
+        *,
+        replica_config: Mapping[str, Any] | None = None,
+    ) -> None:
         super().__init__(connection_config)
+        #: The read replica's own config, if one is configured.
+        self.replica: PsycopgSyncConfig | None = None
+        if replica_config is not None:
+            self.replica = PsycopgSyncConfig(replica_config)
+            check_replica(self.replica.settings)
         self._pool: ConnectionPool[Connection[TupleRow]] | None = None
         self._open_lock = threading.Lock()
         self._opening_lock = Lock()
@@ -150,6 +167,11 @@ class PsycopgSyncConfig(ConfigBase):
             self._count_lent(-1)
             pool.putconn(conn)
 
+    @property
+    def replica_or_primary(self) -> PsycopgSyncConfig:
+        """Where a read that tolerates lag goes: the replica if configured, else here."""
+        return self.replica or self
+
     def _lend(self, pool: ConnectionPool[Connection[TupleRow]]) -> Connection[TupleRow]:
         """A pooled connection the server has not closed; closed ones are dropped."""
         deadline = monotonic() + pool.timeout
@@ -196,11 +218,13 @@ class PsycopgSyncConfig(ConfigBase):
         return conn
 
     def close(self) -> None:
-        """Close the pool and its connections; a later use opens a new pool."""
+        """Close the pool (and the replica's) and its connections; a later use opens a new pool."""
         with self._open_lock:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.close()
+        if self.replica is not None:
+            self.replica.close()
 
     def __enter__(self) -> PsycopgSyncConfig:
         return self
