@@ -14,15 +14,18 @@ import asyncio
 import inspect
 import io
 import itertools
+import json
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 from google.adk.events.event import Event
 from google.genai import types
+from typer.testing import CliRunner
 
 from replication import ReplicatedPair
 from sqlspec import ImproperConfigurationError
@@ -30,10 +33,16 @@ from sqlspec.adapters.psycopg import PsycopgAsyncConfig, PsycopgSyncConfig
 from sqlspec.adapters.psycopg.adk import (
     PsycopgAsyncADKMemoryStore,
     PsycopgAsyncADKStore,
+    PsycopgSyncADKArtifactStore,
     PsycopgSyncADKMemoryStore,
     PsycopgSyncADKStore,
 )
-from sqlspec.extensions.adk import SQLSpecMemoryService, SQLSpecSessionService
+from sqlspec.cli import app
+from sqlspec.extensions.adk import (
+    SQLSpecArtifactService,
+    SQLSpecMemoryService,
+    SQLSpecSessionService,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -237,3 +246,64 @@ def test_a_replica_config_must_name_a_server(
         config_class(connection_config={"conninfo": "host=db"}, replica_config={"max_size": 2})
     with pytest.raises(ImproperConfigurationError, match="unknown"):
         config_class(replica_config={"conninfo": "host=db", "pool_size": 2})
+
+
+# ------------------------------------------------------------------------ CLI
+
+
+@pytest.fixture
+def cli() -> Any:
+    runner = CliRunner(
+        env={"COLUMNS": "200", "NO_COLOR": "1", "SQLSPEC_DSN": None, "SQLSPEC_REPLICA_DSN": None}
+    )
+
+    def invoke(*args: str) -> Any:
+        result = runner.invoke(app, list(args))
+        assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
+        return json.loads(result.stdout)
+
+    return invoke
+
+
+def test_cli_listings_read_the_replica_given_with_replica_dsn(
+    cli: Any, pair: ReplicatedPair, app_name: str, tmp_path: Path
+) -> None:
+    primary, standby = pair.primary.conninfo, pair.standby.conninfo
+    config = PsycopgSyncConfig(connection_config=small_pool(primary))
+    sessions = SQLSpecSessionService(PsycopgSyncADKStore(config))
+    memory = SQLSpecMemoryService(PsycopgSyncADKMemoryStore(config))
+    artifacts = SQLSpecArtifactService(PsycopgSyncADKArtifactStore(config))
+    try:
+        for service in (sessions, memory, artifacts):
+            service.store.create_tables()
+        pair.wait_replayed()
+        set_replay(pair, paused=True)
+        session = sessions.create_session(app_name=app_name, user_id=USER)
+        sessions.append_event(session, said("a lantern in the attic"))
+        stored = sessions.get_session(app_name=app_name, user_id=USER, session_id=session.id)
+        assert stored is not None
+        memory.add_session_to_memory(stored)
+        artifacts.save_artifact(
+            app_name=app_name, user_id=USER, filename="user:note", artifact=types.Part(text="hi")
+        )
+        ids = ("--app", app_name, "--user", USER, "--json")
+        replica = ("--replica-dsn", standby)
+        listings = [
+            ("sessions", "list", *ids),
+            ("memory", "search", "lantern", *ids),
+            ("artifacts", "list", *ids),
+        ]
+        for listing in listings:
+            assert cli(*listing, "--dsn", primary) != []
+            assert cli(*listing, "--dsn", primary, *replica) == []
+        export = ("export", str(tmp_path / "export.jsonl"), "--app", app_name, "--json")
+        assert cli(*export, "--dsn", primary)["lines"]["session"] == 1
+        assert cli(*export, "--dsn", primary, *replica)["lines"]["session"] == 0
+
+        set_replay(pair, paused=False)
+        pair.wait_replayed()
+        for listing in listings:
+            assert cli(*listing, "--dsn", primary, *replica) != []
+    finally:
+        set_replay(pair, paused=False)
+        config.close()

@@ -28,6 +28,7 @@ from sqlspec.cli._common import (
     DsnOption,
     JsonOption,
     ProgressOption,
+    ReplicaOption,
     RequiredAppOption,
     RequiredUserOption,
     emit_json,
@@ -72,9 +73,9 @@ _NO_TABLES = (
 
 
 @contextmanager
-def _service(dsn: str | None) -> Iterator[SyncSQLSpecArtifactService]:
-    """The artifact service on ``--dsn``; missing tables said as such."""
-    with tables_needed(_NO_TABLES), open_artifact_store(dsn) as store:
+def _service(dsn: str | None, replica: str | None = None) -> Iterator[SyncSQLSpecArtifactService]:
+    """The artifact service on ``--dsn`` (reading ``replica``, if given); missing tables said."""
+    with tables_needed(_NO_TABLES), open_artifact_store(dsn, replica) as store:
         yield SQLSpecArtifactService(store)
 
 
@@ -153,10 +154,11 @@ def list_(
     user: RequiredUserOption,
     session: SessionOption = None,
     dsn: DsnOption = None,
+    replica: ReplicaOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """The user's artifacts (and the session's, with --session), each with its versions."""
-    with _service(dsn) as service:
+    with _service(dsn, replica) as service:
         ids: dict[str, Any] = {"app_name": app, "user_id": user, "session_id": session}
         files = {
             key: service.list_artifact_versions(filename=key, **ids)

@@ -29,6 +29,7 @@ from sqlspec.cli._common import (
     DsnOption,
     JsonOption,
     ProgressOption,
+    ReplicaOption,
     UserOption,
     emit_json,
     err_console,
@@ -104,6 +105,7 @@ def export(
     ],
     *,
     dsn: DsnOption = None,
+    replica: ReplicaOption = None,
     app: AppOption = None,
     user: UserOption = None,
     progress: ProgressOption = None,
@@ -114,7 +116,7 @@ def export(
     Sessions come from one snapshot, memories (when there is a memory table) from
     another, taken right after.
     """
-    with open_store(dsn) as store, progress_bar(progress) as bar:
+    with open_store(dsn, replica) as store, progress_bar(progress) as bar:
         memory = memory_beside(store, dsn)
         export_jsonl = _exporter(store, memory)
         callback = _kind_progress(bar)
