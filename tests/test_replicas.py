@@ -27,6 +27,7 @@ from google.adk.events.event import Event
 from google.genai import types
 from typer.testing import CliRunner
 
+from helpers import service_uri
 from replication import ReplicatedPair
 from sqlspec import ImproperConfigurationError
 from sqlspec.adapters.psycopg import PsycopgAsyncConfig, PsycopgSyncConfig
@@ -43,6 +44,7 @@ from sqlspec.extensions.adk import (
     SQLSpecMemoryService,
     SQLSpecSessionService,
 )
+from sqlspec.registry import SQLSpecURISessionService, parse_service_uri
 
 pytestmark = pytest.mark.slow
 
@@ -304,6 +306,56 @@ def test_cli_listings_read_the_replica_given_with_replica_dsn(
         pair.wait_replayed()
         for listing in listings:
             assert cli(*listing, "--dsn", primary, *replica) != []
+    finally:
+        set_replay(pair, paused=False)
+        config.close()
+
+
+# ------------------------------------------------------------ service URI
+
+
+def test_a_service_uri_names_its_replica_pooled_like_the_primary() -> None:
+    parsed = parse_service_uri(
+        "sqlspec+postgresql://u:pw@primary/app?max_size=3&session_table=s"
+        "&replica=postgresql%3A%2F%2Fu%3Apw%40replica%2Fapp%3Fsslmode%3Drequire"
+    )
+    assert parsed.connection_config == {"conninfo": "postgresql://u:pw@primary/app", "max_size": 3}
+    assert parsed.replica_config == {
+        "conninfo": "postgresql://u:pw@replica/app?sslmode=require",
+        "max_size": 3,
+    }
+    assert parse_service_uri("sqlspec://primary/app").replica_config is None
+
+
+async def test_a_service_built_from_a_uri_lists_from_its_replica(
+    pair: ReplicatedPair, app_name: str, paused_replay: None
+) -> None:
+    uri = service_uri(pair.primary.conninfo, max_size=2, replica=pair.standby.conninfo)
+    service = SQLSpecURISessionService(uri=uri)
+    try:
+        session = await service.create_session(app_name=app_name, user_id=USER)
+        got = await service.get_session(app_name=app_name, user_id=USER, session_id=session.id)
+        assert got is not None
+        assert (await service.list_sessions(app_name=app_name, user_id=USER)).sessions == []
+    finally:
+        await service.close()
+
+
+def test_the_cli_lists_from_the_replica_a_service_uri_names(
+    cli: Any, pair: ReplicatedPair, app_name: str
+) -> None:
+    config = PsycopgSyncConfig(connection_config=small_pool(pair.primary.conninfo))
+    store = PsycopgSyncADKStore(config)
+    try:
+        store.create_tables()
+        pair.wait_replayed()
+        set_replay(pair, paused=True)
+        session = SQLSpecSessionService(store).create_session(app_name=app_name, user_id=USER)
+        uri = service_uri(pair.primary.conninfo, replica=pair.standby.conninfo)
+        assert cli("sessions", "list", "--app", app_name, "--json", "--dsn", uri) == []
+        show = ("sessions", "show", session.id, "--app", app_name, "--user", USER, "--json")
+        shown = cli(*show, "--dsn", uri)
+        assert shown["session_id"] == session.id
     finally:
         set_replay(pair, paused=False)
         config.close()

@@ -194,11 +194,16 @@ def resolve_target(dsn: str | None) -> Target:
     """Read ``--dsn``: a conninfo or URL, or a session-service URI with tables and pool."""
     if dsn and is_service_uri(dsn):
         parsed = parse_service_uri(dsn)
-        target = Target(dict(parsed.connection_config), dict(parsed.store_options))
+        target = Target(
+            dict(parsed.connection_config),
+            dict(parsed.store_options),
+            replica_config=parsed.replica_config,
+        )
     else:
         target = Target(connection_config(dsn))
-    if target.conninfo:
-        remember_password(target.conninfo)
+    for conninfo in (target.conninfo, (target.replica_config or {}).get("conninfo")):
+        if conninfo:
+            remember_password(conninfo)
     return target
 
 
@@ -231,13 +236,19 @@ def _opened(
 
     With ``replica`` (``--replica-dsn``, given to commands that only read) the
     store reads from that server alone, so a listing adds no load to the
-    primary and works while it is down; its tables are still ``--dsn``'s.
+    primary and works while it is down; its tables are still ``--dsn``'s. A
+    service URI's ``?replica=`` serves the reads that tolerate lag, as in code.
     Connects once before returning, so a server that cannot be reached fails at
     once with libpq's reason instead of after the pool's timeout.
     """
     target = resolve_target(dsn)
     server, option = (resolve_target(replica), "--replica-dsn") if replica else (target, "--dsn")
-    config = PsycopgSyncConfig(connection_config=_cli_connection_config(server, option))
+    replica_config = None
+    if server.replica_config is not None:  # a service URI's ?replica=
+        replica_config = _cli_connection_config(Target(dict(server.replica_config)), option)
+    config = PsycopgSyncConfig(
+        connection_config=_cli_connection_config(server, option), replica_config=replica_config
+    )
     store = build(config, target)
     _probe(config, server)
     try:
