@@ -24,6 +24,7 @@ from sqlspec.exceptions import ImproperConfigurationError, SQLSpecError
 
 __all__ = [
     "PROBE_TIMEOUT",
+    "STALL_CHECK",
     "ConfigBase",
     "check_replica",
     "closed_by_server",
@@ -33,6 +34,9 @@ __all__ = [
 
 #: Seconds a direct connection that checks the server may take, unless the user said.
 PROBE_TIMEOUT = 2
+#: Seconds a caller waits on the pool before checking whether it stalled, and the
+#: least time between two such checks.
+STALL_CHECK = 1.0
 
 
 def probe_timeout(conninfo: str) -> dict[str, Any]:
