@@ -330,6 +330,9 @@ class PsycopgAsyncConfig(ConfigBase):
             await pool.close()
         if True:  # ASYNC
             await _stop(closer)
+            # Pools replaced after a stall, still closing on this loop: finish them.
+            retiring = [t for t in self._retiring if t.get_loop() is asyncio.get_running_loop()]
+            await asyncio.gather(*retiring)
         if self.replica is not None:
             await self.replica.close()
 
