@@ -39,8 +39,9 @@ store's options (``session_table``, ``events_table``, ``app_state_table``,
 ``user_state_table``, a default ``session_ttl``: ``30d``, ``12h``, or seconds), the
 memory store's (``memory_table``, ``text_search_config``), the artifact store's
 (``artifact_table``, ``file_table``, ``blob_table``, ``chunk_table``,
-``max_artifact_bytes``) and ``create_tables=false``;
-every other query parameter is a libpq one and stays in the conninfo. Each service
+``max_artifact_bytes``), ``create_tables=false`` and ``replica``, a read
+replica's URL (percent-encoded) for the reads that tolerate lag, pooled with the
+same settings; every other query parameter is a libpq one and stays in the conninfo. Each service
 takes its own store's options, so one URI can serve all three, and services whose URIs
 name the same connection share one pool (closing one service closes it for all;
 the next call opens it again). ``sqlspec://`` with no host names no server: the
@@ -199,6 +200,8 @@ class ServiceURI:
     store_options: dict[str, Any] = field(default_factory=dict)
     #: Whether the service creates (or migrates) its tables on first use.
     create_tables: bool = True
+    #: The ``replica_config`` of the configs: a read replica (``?replica=``), if named.
+    replica_config: dict[str, Any] | None = None
 
     @property
     def conninfo(self) -> str:
@@ -243,6 +246,7 @@ def parse_service_uri(uri: str, **options: Any) -> ServiceURI:
     connection_config: dict[str, Any] = {}
     store_options: dict[str, Any] = {}
     create_tables = True
+    replica: str | None = None
     libpq: list[tuple[str, str]] = []
     for key, value in params.items():
         if key in POOL_KEYS:
@@ -258,6 +262,8 @@ def parse_service_uri(uri: str, **options: Any) -> ServiceURI:
             store_options[key] = value
         elif key == "create_tables":
             create_tables = _to_bool(key, value)
+        elif key == "replica":
+            replica = str(value)
         elif key in options:
             # Keyword options go to connection_config as they are (libpq keys, say).
             connection_config[key] = value
@@ -267,10 +273,14 @@ def parse_service_uri(uri: str, **options: Any) -> ServiceURI:
     if parts.netloc or parts.path.strip("/") or libpq:
         query = f"?{urlencode(libpq)}" if libpq else ""
         connection_config["conninfo"] = f"postgresql://{parts.netloc}{parts.path}{query}"
+    replica_config = None
+    if replica is not None:
+        replica_config = {**connection_config, "conninfo": replica}
     return ServiceURI(
         connection_config=connection_config,
         store_options=store_options,
         create_tables=create_tables,
+        replica_config=replica_config,
     )
 
 
@@ -283,12 +293,17 @@ def _ttl(ttl: timedelta | float | str | None) -> timedelta | None:
 _configs: dict[str, PsycopgAsyncConfig] = {}
 
 
-def shared_config(connection_config: dict[str, Any]) -> PsycopgAsyncConfig:
-    """The config (and so the pool) of every service built for ``connection_config``."""
-    key = repr(sorted(connection_config.items()))
+def shared_config(
+    connection_config: dict[str, Any], replica_config: dict[str, Any] | None = None
+) -> PsycopgAsyncConfig:
+    """The config (and so the pools) of every service built for the same connections."""
+    key = repr((sorted(connection_config.items()), sorted((replica_config or {}).items())))
     config = _configs.get(key)
     if config is None:
-        config = _configs.setdefault(key, PsycopgAsyncConfig(connection_config=connection_config))
+        config = _configs.setdefault(
+            key,
+            PsycopgAsyncConfig(connection_config=connection_config, replica_config=replica_config),
+        )
     return config
 
 
@@ -310,7 +325,7 @@ class _BuiltFromURI:
         """Parse the URI; return the shared config the store is to use."""
         self.service_uri = parse_service_uri(uri, **options)
         self._tables_ready = not self.service_uri.create_tables
-        return shared_config(self.service_uri.connection_config)
+        return shared_config(self.service_uri.connection_config, self.service_uri.replica_config)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.service_uri.masked()!r})"

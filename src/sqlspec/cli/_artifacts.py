@@ -33,6 +33,7 @@ from sqlspec.cli._common import (
     DsnOption,
     JsonOption,
     ProgressOption,
+    ReplicaOption,
     RequiredAppOption,
     RequiredUserOption,
     emit_json,
@@ -147,13 +148,14 @@ def list_(
     user: RequiredUserOption,
     session: SessionOption = None,
     dsn: DsnOption = None,
+    replica: ReplicaOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """The user's artifacts (and the session's, with --session), each with its versions."""
     for value, name in ((app, "app_name"), (user, "user_id"), (session, "session_id")):
         if value is not None:
             artifact_util.validate_path_segment(value, name)
-    with tables_needed(_NO_TABLES), open_artifact_store(dsn) as store:
+    with tables_needed(_NO_TABLES), open_artifact_store(dsn, replica) as store:
         files = store.scope_versions(app_name=app, user_id=user, session_id=session)
     if json_output:
         emit_json(

@@ -59,6 +59,7 @@ __all__ = [
     "DsnOption",
     "JsonOption",
     "ProgressOption",
+    "ReplicaOption",
     "RequiredAppOption",
     "RequiredUserOption",
     "Target",
@@ -99,6 +100,18 @@ DsnOption = Annotated[
         help=(
             "PostgreSQL conninfo or URL, or a sqlspec+postgresql:// service URI; "
             "default: the embedded server."
+        ),
+        show_default=False,
+    ),
+]
+ReplicaOption = Annotated[
+    str | None,
+    typer.Option(
+        "--replica-dsn",
+        envvar="SQLSPEC_REPLICA_DSN",
+        help=(
+            "A read replica (conninfo or URL) to read from instead of --dsn's server, "
+            "which it may lag; tables still come from a --dsn service URI."
         ),
         show_default=False,
     ),
@@ -181,15 +194,20 @@ def resolve_target(dsn: str | None) -> Target:
     """Read ``--dsn``: a conninfo or URL, or a session-service URI with tables and pool."""
     if dsn and is_service_uri(dsn):
         parsed = parse_service_uri(dsn)
-        target = Target(dict(parsed.connection_config), dict(parsed.store_options))
+        target = Target(
+            dict(parsed.connection_config),
+            dict(parsed.store_options),
+            replica_config=parsed.replica_config,
+        )
     else:
         target = Target(connection_config(dsn))
-    if target.conninfo:
-        remember_password(target.conninfo)
+    for conninfo in (target.conninfo, (target.replica_config or {}).get("conninfo")):
+        if conninfo:
+            remember_password(conninfo)
     return target
 
 
-def _cli_connection_config(target: Target) -> dict[str, Any]:
+def _cli_connection_config(target: Target, option: str = "--dsn") -> dict[str, Any]:
     """The target's settings with a small pool and a bounded connect time."""
     config = {**target.connection_config, **_CLI_POOL}
     given: dict[str, Any] = {}
@@ -197,7 +215,7 @@ def _cli_connection_config(target: Target) -> dict[str, Any]:
         try:
             given = conninfo_to_dict(target.conninfo)
         except psycopg.Error as exc:
-            raise CLIError(f"--dsn is not a valid conninfo or URL: {_one_line(exc)}") from None
+            raise CLIError(f"{option} is not a valid conninfo or URL: {_one_line(exc)}") from None
     if "connect_timeout" not in given and "connect_timeout" not in config:
         config["connect_timeout"] = _CLI_CONNECT_TIMEOUT
     if "application_name" not in given and "application_name" not in config:
@@ -210,42 +228,63 @@ StoreT = TypeVar("StoreT")
 
 @contextmanager
 def _opened(
-    dsn: str | None, build: Callable[[PsycopgSyncConfig, Target], StoreT]
+    dsn: str | None,
+    build: Callable[[PsycopgSyncConfig, Target], StoreT],
+    replica: str | None = None,
 ) -> Iterator[StoreT]:
     """A store on ``--dsn`` built by ``build``, its pool closed at the end.
 
+    With ``replica`` (``--replica-dsn``, given to commands that only read) the
+    store reads from that server alone, so a listing adds no load to the
+    primary and works while it is down; its tables are still ``--dsn``'s. A
+    service URI's ``?replica=`` serves the reads that tolerate lag, as in code.
     Connects once before returning, so a server that cannot be reached fails at
     once with libpq's reason instead of after the pool's timeout.
     """
     target = resolve_target(dsn)
-    config = PsycopgSyncConfig(connection_config=_cli_connection_config(target))
+    server, option = (resolve_target(replica), "--replica-dsn") if replica else (target, "--dsn")
+    replica_config = None
+    if server.replica_config is not None:  # a service URI's ?replica=
+        replica_config = _cli_connection_config(Target(dict(server.replica_config)), option)
+    config = PsycopgSyncConfig(
+        connection_config=_cli_connection_config(server, option), replica_config=replica_config
+    )
     store = build(config, target)
-    _probe(config, target)
+    _probe(config, server)
     try:
         yield store
     finally:
         config.close()
 
 
-def open_store(dsn: str | None) -> AbstractContextManager[PsycopgSyncADKStore]:
+def open_store(
+    dsn: str | None, replica: str | None = None
+) -> AbstractContextManager[PsycopgSyncADKStore]:
     """The sync session store on ``--dsn`` (tables and pool from a service URI)."""
     return _opened(
-        dsn, lambda config, t: PsycopgSyncADKStore(config, **t.options_of(SESSION_OPTIONS))
+        dsn, lambda config, t: PsycopgSyncADKStore(config, **t.options_of(SESSION_OPTIONS)), replica
     )
 
 
-def open_memory_store(dsn: str | None) -> AbstractContextManager[PsycopgSyncADKMemoryStore]:
+def open_memory_store(
+    dsn: str | None, replica: str | None = None
+) -> AbstractContextManager[PsycopgSyncADKMemoryStore]:
     """The sync memory store on ``--dsn`` (table and text search from a service URI)."""
     return _opened(
-        dsn, lambda config, t: PsycopgSyncADKMemoryStore(config, **t.options_of(MEMORY_OPTIONS))
+        dsn,
+        lambda config, t: PsycopgSyncADKMemoryStore(config, **t.options_of(MEMORY_OPTIONS)),
+        replica,
     )
 
 
-def open_artifact_store(dsn: str | None) -> AbstractContextManager[PsycopgSyncADKArtifactStore]:
+def open_artifact_store(
+    dsn: str | None, replica: str | None = None
+) -> AbstractContextManager[PsycopgSyncADKArtifactStore]:
     """The sync artifact store on ``--dsn`` (tables and size limit from a service URI)."""
     return _opened(
         dsn,
         lambda config, t: PsycopgSyncADKArtifactStore(config, **t.options_of(ARTIFACT_OPTIONS)),
+        replica,
     )
 
 

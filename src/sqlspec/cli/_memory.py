@@ -15,6 +15,7 @@ from sqlspec.cli._common import (
     AppOption,
     DsnOption,
     JsonOption,
+    ReplicaOption,
     RequiredAppOption,
     RequiredUserOption,
     UserOption,
@@ -76,11 +77,12 @@ def search(
     app: RequiredAppOption,
     user: RequiredUserOption,
     dsn: DsnOption = None,
+    replica: ReplicaOption = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many.")] = 10,
     json_output: JsonOption = False,
 ) -> None:
     """A user's memories that best match QUERY, best first (full-text search)."""
-    with _tables_needed(), open_memory_store(dsn) as store:
+    with _tables_needed(), open_memory_store(dsn, replica) as store:
         found = store.search(app_name=app, user_id=user, query=query, limit=limit)
     if json_output:
         emit_json([memory_json(m) for m in found])

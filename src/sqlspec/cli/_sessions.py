@@ -19,6 +19,7 @@ from sqlspec.cli._common import (
     CLIError,
     DsnOption,
     JsonOption,
+    ReplicaOption,
     UserOption,
     duration,
     emit_json,
@@ -112,6 +113,7 @@ def iter_sessions(
 def list_(
     *,
     dsn: DsnOption = None,
+    replica: ReplicaOption = None,
     app: AppOption = None,
     user: UserOption = None,
     older_than: OlderThanOption = None,
@@ -121,7 +123,7 @@ def list_(
     json_output: JsonOption = False,
 ) -> None:
     """List sessions, least recently updated first, with their state."""
-    with open_store(dsn) as store:
+    with open_store(dsn, replica) as store:
         sessions: list[Session] = []
         more = False
         for session in iter_sessions(store, app, user, older_than):

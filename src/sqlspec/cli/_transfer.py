@@ -31,6 +31,7 @@ from sqlspec.cli._common import (
     DsnOption,
     JsonOption,
     ProgressOption,
+    ReplicaOption,
     UserOption,
     artifacts_beside,
     emit_json,
@@ -119,6 +120,7 @@ def export(
     ],
     *,
     dsn: DsnOption = None,
+    replica: ReplicaOption = None,
     app: AppOption = None,
     user: UserOption = None,
     progress: ProgressOption = None,
@@ -129,7 +131,7 @@ def export(
     Sessions come from one snapshot, memories and artifacts (where their tables
     exist) each from another, taken right after.
     """
-    with open_store(dsn) as store, progress_bar(progress) as bar:
+    with open_store(dsn, replica) as store, progress_bar(progress) as bar:
         export_jsonl = _exporter(store, dsn)
         callback = _kind_progress(bar)
         if output == "-":

@@ -20,11 +20,13 @@ from psycopg.pq import TransactionStatus
 
 from sqlspec.adapters.psycopg._embedded import embedded_conninfo
 from sqlspec.adapters.psycopg._settings import PoolSettings, masked_conninfo
-from sqlspec.exceptions import SQLSpecError
+from sqlspec.exceptions import ImproperConfigurationError, SQLSpecError
 
 __all__ = [
     "PROBE_TIMEOUT",
+    "STALL_CHECK",
     "ConfigBase",
+    "check_replica",
     "closed_by_server",
     "hold_outside_transactions",
     "probe_timeout",
@@ -32,6 +34,9 @@ __all__ = [
 
 #: Seconds a direct connection that checks the server may take, unless the user said.
 PROBE_TIMEOUT = 2
+#: Seconds a caller waits on the pool before checking whether it stalled, and the
+#: least time between two such checks.
+STALL_CHECK = 1.0
 
 
 def probe_timeout(conninfo: str) -> dict[str, Any]:
@@ -62,6 +67,15 @@ def closed_by_server(conn: Connection[Any] | AsyncConnection[Any]) -> bool:
         poller.register(fd, select.POLLIN)
         return bool(poller.poll(0))
     return bool(select.select([fd], [], [], 0)[0])
+
+
+def check_replica(settings: PoolSettings) -> None:
+    """Refuse a ``replica_config`` that names no server: the embedded server has no replica."""
+    if not settings.names_a_server:
+        raise ImproperConfigurationError(
+            "replica_config names no server: give it a conninfo (or host, port...) "
+            "of a read replica"
+        )
 
 
 def hold_outside_transactions(withhold: bool, conn: Connection[Any] | AsyncConnection[Any]) -> bool:

@@ -9,6 +9,7 @@ one from it.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -19,17 +20,22 @@ from typing import Any
 import psycopg
 from psycopg import Connection, ServerCursor
 from psycopg.rows import RowFactory, TupleRow
-from psycopg_pool import ConnectionPool, PoolTimeout, TooManyRequests
+from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout, TooManyRequests
 
 from sqlspec.adapters.psycopg._config_base import (
+    STALL_CHECK,
     ConfigBase,
+    check_replica,
     closed_by_server,
     hold_outside_transactions,
     probe_timeout,
 )
 from sqlspec.adapters.psycopg._deadline import Deadline, watchdog
+from sqlspec.adapters.psycopg._settings import masked_conninfo
 
 __all__ = ["PsycopgSyncConfig"]
+
+logger = logging.getLogger("sqlspec.pool")
 
 
 class _ServerCursor(ServerCursor[Any]):
@@ -62,15 +68,32 @@ class PsycopgSyncConfig(ConfigBase):
     ``timeout``, ``max_waiting``, ``max_lifetime``, ``max_idle``,
     ``reconnect_timeout``, ``num_workers``), ``autocommit`` (default ``True``),
     ``prepare_threshold`` and ``command_timeout``.
+
+    ``replica_config``, shaped like ``connection_config``, names a read replica
+    (a streaming standby) with a pool of its own, opened on first use. It serves
+    the reads that tolerate lag: session listings, exports, memory search;
+    never ``get_session`` nor a write. Without it, everything goes to
+    ``connection_config``'s server.
     """
 
     is_async = False
 
-    def __init__(self, connection_config: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        connection_config: Mapping[str, Any] | None = None,
+        *,
+        replica_config: Mapping[str, Any] | None = None,
+    ) -> None:
         super().__init__(connection_config)
+        #: The read replica's own config, if one is configured.
+        self.replica: PsycopgSyncConfig | None = None
+        if replica_config is not None:
+            self.replica = PsycopgSyncConfig(replica_config)
+            check_replica(self.replica.settings)
         self._pool: ConnectionPool[Connection[TupleRow]] | None = None
         self._open_lock = threading.Lock()
         self._opening_lock = Lock()
+        self._stall_checked = 0.0
 
     @staticmethod
     def _configure(conn: Connection[TupleRow]) -> None:
@@ -104,55 +127,125 @@ class PsycopgSyncConfig(ConfigBase):
             cause = self._connect_error(conninfo)
             if cause is not None:
                 raise self.settings.unreachable(conninfo, cause) from cause
-            new_pool: ConnectionPool[Connection[TupleRow]] = ConnectionPool(
-                conninfo,
-                kwargs=self.settings.connect_kwargs,
-                open=False,
-                configure=self._configure,
-                reset=self._reset,
-                **self.settings.pool,
-            )
-            new_pool.open()
-            with self._open_lock:
-                self._install(new_pool)
-            return new_pool
+            return self._open_new_pool(conninfo)
+
+    def _open_new_pool(self, conninfo: str) -> ConnectionPool[Connection[TupleRow]]:
+        """Open a pool on ``conninfo`` as the config's pool; the caller holds the opening lock."""
+        new_pool: ConnectionPool[Connection[TupleRow]] = ConnectionPool(
+            conninfo,
+            kwargs=self.settings.connect_kwargs,
+            open=False,
+            configure=self._configure,
+            reset=self._reset,
+            **self.settings.pool,
+        )
+        new_pool.open()
+        with self._open_lock:
+            self._install(new_pool)
+        return new_pool
 
     def _install(self, pool: ConnectionPool[Connection[TupleRow]]) -> None:
         """Make ``pool`` the config's pool (under the open lock)."""
         self._pool = pool
+        self._stall_checked = monotonic()
 
     @contextmanager
     def provide_connection(self) -> Iterator[Connection[TupleRow]]:
         """Lend a pooled connection; it goes back to the pool when the block ends.
 
         On leaving the block an open transaction is committed, or rolled back if
-        the block raised (``psycopg_pool``'s connection context behaviour). No
+        the block raised (``psycopg_pool``'s connection context behaviour); a
+        connection whose server refused a write as read-only is closed instead. No
         connection in time raises :class:`~sqlspec.PoolExhaustedError`, or
         :class:`~sqlspec.DatabaseUnavailableError` when the server is unreachable.
         """
-        pool = self.provide_pool()
-        try:
-            conn = self._lend(pool)
-        except (PoolTimeout, TooManyRequests) as exc:
-            raise self._diagnose(pool) from exc
+        conn, pool = self._lend(self.provide_pool())
         self._count_lent(1)
         try:
             with conn:
                 yield conn
+        except psycopg.errors.ReadOnlySqlTransaction:
+            # A read-only server (a standby, or a primary being switched over) refused
+            # a write: this connection goes, so the one the pool opens instead can
+            # reach the server that accepts writes (libpq's target_session_attrs).
+            conn.close()
+            raise
         finally:
             self._count_lent(-1)
             pool.putconn(conn)
 
-    def _lend(self, pool: ConnectionPool[Connection[TupleRow]]) -> Connection[TupleRow]:
-        """A pooled connection the server has not closed; closed ones are dropped."""
+    @property
+    def replica_or_primary(self) -> PsycopgSyncConfig:
+        """Where a read that tolerates lag goes: the replica if configured, else here."""
+        return self.replica or self
+
+    def _lend(
+        self, pool: ConnectionPool[Connection[TupleRow]]
+    ) -> tuple[Connection[TupleRow], ConnectionPool[Connection[TupleRow]]]:
+        """A pooled connection the server has not closed, and the pool it came from.
+
+        Closed ones are dropped. Every ``STALL_CHECK`` seconds of waiting, the
+        pool is checked for a stall (:meth:`_unstalled`); the wait goes on, on
+        its replacement if it was replaced.
+        """
         deadline = monotonic() + pool.timeout
-        for _ in range(self.settings.max_size):
-            conn = pool.getconn(max(deadline - monotonic(), 0))
-            if not closed_by_server(conn):
-                return conn
+        dropped = 0
+        while True:
+            remaining = deadline - monotonic()
+            try:
+                conn = pool.getconn(max(min(remaining, STALL_CHECK), 0))
+            except PoolClosed:
+                current = self._open_pool()
+                if current is None or current is pool:
+                    raise
+                pool = current  # replaced while this caller waited on it
+                continue
+            except PoolTimeout as exc:
+                if remaining > STALL_CHECK:
+                    pool = self._unstalled(pool)
+                    continue
+                raise self._diagnose(pool) from exc
+            except TooManyRequests as exc:
+                raise self._diagnose(pool) from exc
+            if dropped == self.settings.max_size or not closed_by_server(conn):
+                return conn, pool
+            dropped += 1
             conn.close()
             pool.putconn(conn)
-        return pool.getconn(max(deadline - monotonic(), 0))
+
+    def _unstalled(
+        self, pool: ConnectionPool[Connection[TupleRow]]
+    ) -> ConnectionPool[Connection[TupleRow]]:
+        """``pool``, or a fresh pool if ``pool`` stalled while its server is back.
+
+        psycopg_pool retries a failed connection after 1 s, then 2, 4, 8 s...: after
+        a restart, or a standby's promotion, a pool whose connections failed may
+        wait that long before it tries again, while a new connection would succeed
+        now. A pool that gave no connection, has failed to connect, and has fewer
+        than ``max_size`` lent out is checked with a direct connection (one caller
+        at a time, at most every ``STALL_CHECK`` seconds); if that succeeds, a fresh
+        pool replaces it. The old one closes: its waiters move to the new one, and
+        its lent connections close as they come back.
+        """
+        stats = pool.get_stats()
+        if not stats.get("connections_errors") or self._lent >= self.settings.max_size:
+            return pool  # busy rather than stalled
+        with self._opening():
+            current = self._open_pool()
+            if current is not pool or monotonic() - self._stall_checked < STALL_CHECK:
+                return current or pool
+            self._stall_checked = monotonic()
+            conninfo = str(pool.conninfo)
+            if self._connect_error(conninfo) is not None:
+                return pool  # still unreachable: the pool's own retries go on
+            new_pool = self._open_new_pool(conninfo)
+        logger.warning(
+            "sqlspec: the pool stalled retrying connections to %s while a new connection "
+            "succeeds; replaced it with a fresh pool",
+            masked_conninfo(conninfo),
+        )
+        threading.Thread(target=pool.close, name="sqlspec: close a stalled pool").start()
+        return new_pool
 
     def _diagnose(self, pool: ConnectionPool[Connection[TupleRow]]) -> Exception:
         """The typed error for no connection in time, with the server's refusal if any."""
@@ -189,11 +282,13 @@ class PsycopgSyncConfig(ConfigBase):
         return conn
 
     def close(self) -> None:
-        """Close the pool and its connections; a later use opens a new pool."""
+        """Close the pool (and the replica's) and its connections; a later use opens a new pool."""
         with self._open_lock:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.close()
+        if self.replica is not None:
+            self.replica.close()
 
     def __enter__(self) -> PsycopgSyncConfig:
         return self

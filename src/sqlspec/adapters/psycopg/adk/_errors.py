@@ -55,6 +55,12 @@ def translate_errors() -> Iterator[None]:
         ) from exc
     except TRANSIENT_ERRORS:
         raise  # a deadlock or serialization failure: the caller may run the statement again
+    except psycopg.errors.ReadOnlySqlTransaction as exc:
+        raise DatabaseUnavailableError(
+            f"the server is read-only (a standby?) and refused the write, nothing was "
+            f"written: {exc.diag.message_primary}. Name every host in the conninfo with "
+            "target_session_attrs=read-write, so connections go to the primary"
+        ) from exc
     except psycopg.OperationalError as exc:
         raise DatabaseUnavailableError(
             f"the database connection failed during the call, which may or may not have "

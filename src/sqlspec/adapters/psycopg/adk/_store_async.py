@@ -52,22 +52,30 @@ class AsyncStore(Generic[SchemaT]):
         params: Mapping[str, Any] | None = None,
         *,
         read: bool = False,
+        replica: bool = False,
     ) -> list[Row]:
         """Run one row-returning statement as its own transaction, in one round trip.
+
+        A ``replica`` read tolerates lag: it goes to the config's read replica, if any.
 
         Pipeline mode keeps a statement being prepared to one round trip too. A
         deadlock or serialization failure rolled the statement back whole, so
         it is run again, a few times at most; so is a ``read`` whose connection
-        broke (a write is not: it may have been applied).
+        broke (a write is not: it may have been applied). A write a read-only
+        server refused (during a switchover) was not applied either: its
+        connection is dropped and the write runs again, on each pooled
+        connection at most once, then on a new one.
         """
+        config = self.config.replica_or_primary if replica else self.config
         attempt = 1
+        refused = 0
         with translate_errors():
             while True:
                 try:
-                    async with self.config.provide_connection() as conn:
+                    async with config.provide_connection() as conn:
                         if not conn.autocommit:
                             await conn.set_autocommit(True)
-                        with self.config.command_deadline(conn):
+                        with config.command_deadline(conn):
                             async with conn.cursor(row_factory=statement.row_factory) as cur:
                                 # Leaving the pipeline syncs once and collects the result.
                                 async with conn.pipeline():
@@ -86,6 +94,11 @@ class AsyncStore(Generic[SchemaT]):
                 except psycopg.OperationalError as exc:
                     if attempt == TRANSIENT_ATTEMPTS or not rerunnable(exc, read=read):
                         raise
+                except psycopg.errors.ReadOnlySqlTransaction:
+                    refused += 1
+                    if refused > config.settings.max_size:
+                        raise
+                    continue
                 attempt += 1
 
     async def _one(
@@ -94,9 +107,10 @@ class AsyncStore(Generic[SchemaT]):
         params: Mapping[str, Any] | None = None,
         *,
         read: bool = False,
+        replica: bool = False,
     ) -> Row | None:
         """The first row of :meth:`_run`, or ``None``."""
-        rows = await self._run(statement, params, read=read)
+        rows = await self._run(statement, params, read=read, replica=replica)
         return rows[0] if rows else None
 
     async def schema_version(self) -> int | None:
@@ -161,11 +175,13 @@ class AsyncStore(Generic[SchemaT]):
 
         Server-side cursors fetch ``batch_size`` lines at a time (``fetch_sizes``
         says otherwise for kinds of long lines), so memory stays flat however
-        much is exported. ``progress(kind, n)`` is told as lines go.
+        much is exported. ``progress(kind, n)`` is told as lines go. An export
+        tolerates lag: it reads from the config's read replica, if any.
         """
         counts: dict[str, int] = {}
         with translate_errors():
-            async with self.config.provide_connection() as conn, conn.transaction():
+            config = self.config.replica_or_primary
+            async with config.provide_connection() as conn, conn.transaction():
                 await conn.execute(EXPORT_SNAPSHOT)
                 for kind, statement in statements:
                     async with conn.cursor(

@@ -328,10 +328,11 @@ class PsycopgAsyncADKArtifactStore(ArtifactStoreBase, AsyncStore[ArtifactSchema]
     ) -> dict[str, list[ArtifactVersion]]:
         """Every version's metadata of the user's files (and the session's), by filename.
 
-        Filenames sorted, versions ascending: what listing a scope shows, in one call.
+        Filenames sorted, versions ascending: what listing a scope shows, in one
+        call. A listing tolerates lag: it reads from the config's read replica, if any.
         """
         params = self.file_params(app_name, user_id, session_id, "")
-        rows = await self._run(self.statements.scope_versions, params, read=True)
+        rows = await self._run(self.statements.scope_versions, params, read=True, replica=True)
         files: dict[str, list[ArtifactVersion]] = {}
         for row in rows:
             files.setdefault(row.filename, []).append(self.version_info(params, row))

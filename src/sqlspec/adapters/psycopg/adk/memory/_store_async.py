@@ -122,12 +122,13 @@ class PsycopgAsyncADKMemoryStore(MemoryStoreBase, AsyncStore[MemorySchema]):
         Words are stemmed as the store's ``text_search_config`` says, so
         ``booked`` finds ``booking``. Any text is a valid query. With the query's
         ``embedding`` (in a store that keeps vectors) the nearest memories are
-        ranked too, and the two rankings fused.
+        ranked too, and the two rankings fused. Read from the config's read
+        replica, if any, so a memory just added may not be found yet.
         """
         statement, params = self.search_params(app_name, user_id, query, limit, embedding)
         if params["query"] is None:
             return []
-        found = await self._run(statement, params, read=True)
+        found = await self._run(statement, params, read=True, replica=True)
         return [row.to_entry() for row in found]
 
     async def prune(
@@ -157,7 +158,8 @@ class PsycopgAsyncADKMemoryStore(MemoryStoreBase, AsyncStore[MemorySchema]):
     ) -> dict[str, int]:
         """Write every memory (deleted ones as their keys) as JSON Lines of kind ``memory``.
 
-        Streams from one snapshot; returns lines written per kind.
+        Streams from one snapshot (on the config's read replica, if any); returns
+        lines written per kind.
         """
         _values.check_ids(app_name=app_name, user_id=user_id)
         return await self._export_lines(

@@ -125,12 +125,13 @@ class PsycopgSyncADKMemoryStore(MemoryStoreBase, SyncStore[MemorySchema]):
         Words are stemmed as the store's ``text_search_config`` says, so
         ``booked`` finds ``booking``. Any text is a valid query. With the query's
         ``embedding`` (in a store that keeps vectors) the nearest memories are
-        ranked too, and the two rankings fused.
+        ranked too, and the two rankings fused. Read from the config's read
+        replica, if any, so a memory just added may not be found yet.
         """
         statement, params = self.search_params(app_name, user_id, query, limit, embedding)
         if params["query"] is None:
             return []
-        found = self._run(statement, params, read=True)
+        found = self._run(statement, params, read=True, replica=True)
         return [row.to_entry() for row in found]
 
     def prune(
@@ -160,7 +161,8 @@ class PsycopgSyncADKMemoryStore(MemoryStoreBase, SyncStore[MemorySchema]):
     ) -> dict[str, int]:
         """Write every memory (deleted ones as their keys) as JSON Lines of kind ``memory``.
 
-        Streams from one snapshot; returns lines written per kind.
+        Streams from one snapshot (on the config's read replica, if any); returns
+        lines written per kind.
         """
         _values.check_ids(app_name=app_name, user_id=user_id)
         return self._export_lines(

@@ -162,10 +162,10 @@ class PsycopgAsyncADKStore(SessionStoreBase, AsyncStore[SessionSchema]):
         ``limit`` the page holds at most that many, and ``next_cursor`` resumes
         after its last session (keyset paging: the cost of a page does not grow
         with how many come before it). ``order_by`` is ``"update_time"`` or
-        ``"create_time"``.
+        ``"create_time"``. Read from the config's read replica, if any, so it may lag.
         """
         statement, params = self.list_params(app_name, user_id, limit, cursor, order_by)
-        rows = await self._run(statement, params, read=True)
+        rows = await self._run(statement, params, read=True, replica=True)
         return page(app_name, rows, limit, order_by)
 
     async def delete_session(self, *, app_name: str, user_id: str, session_id: str) -> bool:
@@ -287,6 +287,7 @@ class PsycopgAsyncADKStore(SessionStoreBase, AsyncStore[SessionSchema]):
         Streams from one consistent snapshot through server-side cursors, so
         memory stays flat however much is exported. ``progress(kind, n)`` is
         told of every ``batch_size`` lines written. Returns lines written per kind.
+        Read from the config's read replica, if any, so it may lag.
         """
         _values.check_ids(app_name=app_name, user_id=user_id)
         return await self._export_lines(
@@ -314,8 +315,8 @@ class PsycopgAsyncADKStore(SessionStoreBase, AsyncStore[SessionSchema]):
         return [f"{o.kind} {o.name}" for o in objects if o.missing]
 
     async def list_apps(self) -> list[str]:
-        """Every app with at least one stored session."""
-        return await self._run(self.statements.list_apps, read=True)
+        """Every app with at least one stored session (from the read replica, if any)."""
+        return await self._run(self.statements.list_apps, read=True, replica=True)
 
     async def count_expired(self) -> int:
         """Sessions past their ``expire_time`` still stored (``prune`` deletes them)."""
