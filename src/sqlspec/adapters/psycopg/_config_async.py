@@ -20,6 +20,7 @@ from psycopg.rows import AsyncRowFactory, TupleRow
 from psycopg_pool import AsyncConnectionPool, PoolTimeout, TooManyRequests
 
 from sqlspec.adapters.psycopg._config_base import (
+    BACKEND_PID,
     ConfigBase,
     closed_by_server,
     hold_outside_transactions,
@@ -59,7 +60,8 @@ class PsycopgAsyncConfig(ConfigBase):
     ``connect_timeout``, ...), pool settings (``min_size``, ``max_size``,
     ``timeout``, ``max_waiting``, ``max_lifetime``, ``max_idle``,
     ``reconnect_timeout``, ``num_workers``), ``autocommit`` (default ``True``),
-    ``prepare_threshold`` and ``command_timeout``.
+    ``prepare_threshold``, ``command_timeout`` and ``pooler`` (``"transaction"`` or
+    ``"session"``: the pool mode of a PgBouncer in front of the server).
     """
 
     is_async = True  # SYNC: True -> False
@@ -122,7 +124,7 @@ class PsycopgAsyncConfig(ConfigBase):
                 raise self.settings.unreachable(conninfo, cause) from cause
             new_pool: AsyncConnectionPool[AsyncConnection[TupleRow]] = AsyncConnectionPool(
                 conninfo,
-                kwargs=self.settings.connect_kwargs,
+                kwargs=self.connect_kwargs,
                 open=False,
                 configure=self._configure,
                 reset=self._reset,
@@ -173,10 +175,13 @@ class PsycopgAsyncConfig(ConfigBase):
         for _ in range(self.settings.max_size):
             conn = await pool.getconn(max(deadline - monotonic(), 0))
             if not closed_by_server(conn):
+                conn.prepare_threshold = self.prepare_threshold
                 return conn
             await conn.close()
             await pool.putconn(conn)
-        return await pool.getconn(max(deadline - monotonic(), 0))
+        conn = await pool.getconn(max(deadline - monotonic(), 0))
+        conn.prepare_threshold = self.prepare_threshold
+        return conn
 
     async def _diagnose(self, pool: AsyncConnectionPool[AsyncConnection[TupleRow]]) -> Exception:
         """The typed error for no connection in time, with the server's refusal if any."""
@@ -195,15 +200,22 @@ class PsycopgAsyncConfig(ConfigBase):
         return Deadline(conn, self.settings.command_timeout).watching(call_later)
 
     async def _connect_error(self, conninfo: str) -> psycopg.OperationalError | None:
-        """Why a direct connection fails, or ``None`` if it succeeds."""
+        """Why a direct connection fails, or ``None`` if it succeeds (and looks for a pooler)."""
         try:
             conn = await AsyncConnection.connect(
-                conninfo, **probe_timeout(conninfo), **self.settings.connect_kwargs
+                conninfo, **probe_timeout(conninfo), **self.connect_kwargs
             )
+            async with conn:
+                await self._detect_pooler(conn)
         except psycopg.OperationalError as exc:
             return exc
-        await conn.close()
         return None
+
+    async def _detect_pooler(self, conn: AsyncConnection[TupleRow]) -> None:
+        """Stop preparing statements if ``conn`` reaches the server through a pooler."""
+        if self.detects_pooler:
+            cur = await conn.execute(BACKEND_PID, prepare=False)
+            self._pooler_seen(conn.info.backend_pid, await cur.fetchone())
 
     async def create_connection(self) -> AsyncConnection[TupleRow]:
         """Open a standalone connection, outside the pool; the caller closes it."""
@@ -211,8 +223,10 @@ class PsycopgAsyncConfig(ConfigBase):
             conninfo = await asyncio.to_thread(self.resolve_conninfo)
         else:
             conninfo = self.resolve_conninfo()
-        conn = await AsyncConnection.connect(conninfo, **self.settings.connect_kwargs)
+        conn = await AsyncConnection.connect(conninfo, **self.connect_kwargs)
         await self._configure(conn)
+        await self._detect_pooler(conn)
+        conn.prepare_threshold = self.prepare_threshold
         return conn
 
     async def close(self) -> None:

@@ -22,6 +22,7 @@ from psycopg.rows import RowFactory, TupleRow
 from psycopg_pool import ConnectionPool, PoolTimeout, TooManyRequests
 
 from sqlspec.adapters.psycopg._config_base import (
+    BACKEND_PID,
     ConfigBase,
     closed_by_server,
     hold_outside_transactions,
@@ -61,7 +62,8 @@ class PsycopgSyncConfig(ConfigBase):
     ``connect_timeout``, ...), pool settings (``min_size``, ``max_size``,
     ``timeout``, ``max_waiting``, ``max_lifetime``, ``max_idle``,
     ``reconnect_timeout``, ``num_workers``), ``autocommit`` (default ``True``),
-    ``prepare_threshold`` and ``command_timeout``.
+    ``prepare_threshold``, ``command_timeout`` and ``pooler`` (``"transaction"`` or
+    ``"session"``: the pool mode of a PgBouncer in front of the server).
     """
 
     is_async = False
@@ -106,7 +108,7 @@ class PsycopgSyncConfig(ConfigBase):
                 raise self.settings.unreachable(conninfo, cause) from cause
             new_pool: ConnectionPool[Connection[TupleRow]] = ConnectionPool(
                 conninfo,
-                kwargs=self.settings.connect_kwargs,
+                kwargs=self.connect_kwargs,
                 open=False,
                 configure=self._configure,
                 reset=self._reset,
@@ -149,10 +151,13 @@ class PsycopgSyncConfig(ConfigBase):
         for _ in range(self.settings.max_size):
             conn = pool.getconn(max(deadline - monotonic(), 0))
             if not closed_by_server(conn):
+                conn.prepare_threshold = self.prepare_threshold
                 return conn
             conn.close()
             pool.putconn(conn)
-        return pool.getconn(max(deadline - monotonic(), 0))
+        conn = pool.getconn(max(deadline - monotonic(), 0))
+        conn.prepare_threshold = self.prepare_threshold
+        return conn
 
     def _diagnose(self, pool: ConnectionPool[Connection[TupleRow]]) -> Exception:
         """The typed error for no connection in time, with the server's refusal if any."""
@@ -171,21 +176,28 @@ class PsycopgSyncConfig(ConfigBase):
         return Deadline(conn, self.settings.command_timeout).watching(watchdog)
 
     def _connect_error(self, conninfo: str) -> psycopg.OperationalError | None:
-        """Why a direct connection fails, or ``None`` if it succeeds."""
+        """Why a direct connection fails, or ``None`` if it succeeds (and looks for a pooler)."""
         try:
-            conn = Connection.connect(
-                conninfo, **probe_timeout(conninfo), **self.settings.connect_kwargs
-            )
+            conn = Connection.connect(conninfo, **probe_timeout(conninfo), **self.connect_kwargs)
+            with conn:
+                self._detect_pooler(conn)
         except psycopg.OperationalError as exc:
             return exc
-        conn.close()
         return None
+
+    def _detect_pooler(self, conn: Connection[TupleRow]) -> None:
+        """Stop preparing statements if ``conn`` reaches the server through a pooler."""
+        if self.detects_pooler:
+            cur = conn.execute(BACKEND_PID, prepare=False)
+            self._pooler_seen(conn.info.backend_pid, cur.fetchone())
 
     def create_connection(self) -> Connection[TupleRow]:
         """Open a standalone connection, outside the pool; the caller closes it."""
         conninfo = self.resolve_conninfo()
-        conn = Connection.connect(conninfo, **self.settings.connect_kwargs)
+        conn = Connection.connect(conninfo, **self.connect_kwargs)
         self._configure(conn)
+        self._detect_pooler(conn)
+        conn.prepare_threshold = self.prepare_threshold
         return conn
 
     def close(self) -> None:

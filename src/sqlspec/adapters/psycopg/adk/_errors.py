@@ -2,11 +2,13 @@
 
 A store runs each call inside :func:`translate_errors`, so a caller meets the
 typed errors of :mod:`sqlspec.exceptions` (or ADK's own), never a raw driver
-error; :func:`rerunnable` says which failed statements may simply run again.
+error; :func:`rerunnable` says which failed statements may simply run again, and
+:func:`prepared_statement_error` which ones a pooler refused over a prepared statement.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -20,7 +22,13 @@ from sqlspec.exceptions import (
     MissingTablesError,
 )
 
-__all__ = ["TRANSIENT_ATTEMPTS", "extension_needed", "rerunnable", "translate_errors"]
+__all__ = [
+    "TRANSIENT_ATTEMPTS",
+    "extension_needed",
+    "prepared_statement_error",
+    "rerunnable",
+    "translate_errors",
+]
 
 #: Errors after which a single statement was rolled back whole and may simply run again.
 TRANSIENT_ERRORS = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
@@ -28,6 +36,24 @@ TRANSIENT_ERRORS = (psycopg.errors.DeadlockDetected, psycopg.errors.Serializatio
 TRANSIENT_ATTEMPTS = 3
 #: The pool's own errors: no statement was sent, and the pool has said why.
 _POOL_ERRORS = (psycopg_pool.PoolTimeout, psycopg_pool.PoolClosed, psycopg_pool.TooManyRequests)
+#: What the server says of a prepared statement it does not hold as the client thinks:
+#: "... already exists", "... does not exist", "bind message supplies 2 parameters, but
+#: prepared statement "_pg3_0" requires 3".
+_PREPARED_STATEMENT = re.compile(r'\bprepared statement "[^"]*"')
+
+
+def prepared_statement_error(exc: psycopg.Error) -> bool:
+    """Whether the server refused a statement over the prepared statement it named.
+
+    Behind a pooler in transaction mode the server connection is not the one the
+    statement was prepared on: the name is missing there, or another client's
+    statement holds it. Either way the server refused it before running it.
+    """
+    if isinstance(
+        exc, (psycopg.errors.DuplicatePreparedStatement, psycopg.errors.InvalidSqlStatementName)
+    ):
+        return True
+    return bool(_PREPARED_STATEMENT.search(exc.diag.message_primary or ""))
 
 
 def rerunnable(exc: psycopg.OperationalError, *, read: bool) -> bool:
