@@ -33,6 +33,9 @@ POOL_MODES = ("transaction", "session")
 #: server connection. Transaction mode still hands one server connection to many
 #: clients in turn, as their transactions end.
 POOL_SIZE = 30
+#: Seconds a client's query waits for a server connection before PgBouncer fails it
+#: (PgBouncer's default, 120, outlasts every bound of the fault suite).
+QUERY_WAIT_TIMEOUT = 5
 _LOOPBACK = "127.0.0.1"
 
 
@@ -119,6 +122,9 @@ class PgBouncer:
                     f"default_pool_size = {pool_size}",
                     "max_client_conn = 1000",
                     "server_idle_timeout = 10",
+                    # A down server is reported within seconds, and found back within one.
+                    f"query_wait_timeout = {QUERY_WAIT_TIMEOUT}",
+                    "server_login_retry = 1",
                     "ignore_startup_parameters = extra_float_digits",
                     f"logfile = {self.dir / 'pgbouncer.log'}",
                     f"pidfile = {self.dir / 'pgbouncer.pid'}",

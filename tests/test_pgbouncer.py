@@ -9,6 +9,8 @@ when ``SQLSPEC_TEST_POOLER`` is set (``scripts/test``).
 
 from __future__ import annotations
 
+import inspect
+import io
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -16,6 +18,7 @@ from typing import Any
 import psycopg
 import pytest
 
+import sqlspec
 from pgbouncer import PgBouncer
 from sqlspec.adapters.psycopg import PsycopgAsyncConfig, PsycopgSyncConfig
 from sqlspec.adapters.psycopg.adk import PsycopgAsyncADKStore, PsycopgSyncADKStore
@@ -221,3 +224,30 @@ async def test_a_refused_prepared_statement_runs_again_unprepared_and_is_logged_
     assert len(warnings_logged(caplog)) == 2
     listed = await first_service.list_sessions(app_name=APP, user_id=USER)
     assert {s.id for s in listed.sessions} >= {"first", "second", "first-again"}
+
+
+async def test_a_call_pgbouncer_found_no_server_connection_for_says_it_did_not_run(
+    services: Services,
+    transaction_bouncer: PgBouncer,
+    direct_server_dsn: str,
+) -> None:
+    """Its one server connection held by an open transaction, PgBouncer fails the call
+    once its query_wait_timeout passes; the caller learns that nothing ran."""
+    conninfo = transaction_bouncer.conninfo(direct_server_dsn)
+    _, service = await services.open(conninfo, pooler="transaction")
+    await service.create_session(app_name=APP, user_id=USER, session_id="held")
+
+    store: Any = service.store  # the async or the sync store
+
+    async def export() -> Any:
+        exported = store.export_jsonl(io.StringIO())
+        return await exported if inspect.isawaitable(exported) else exported
+
+    with psycopg.connect(conninfo) as holder:
+        holder.execute("SELECT 1")  # opens a transaction: the server connection is its own
+        with pytest.raises(sqlspec.DatabaseUnavailableError) as caught:
+            await export()
+        holder.rollback()
+    await export()  # the server connection free again, the same call runs
+    assert "query_wait_timeout" in str(caught.value)
+    assert "was not run" in str(caught.value)

@@ -61,7 +61,10 @@ def rerunnable(exc: psycopg.OperationalError, *, read: bool) -> bool:
 
     A deadlock or serialization failure rolled it back whole. A read whose
     connection broke (no SQLSTATE, class 08, or a server shutdown, 57P) changed
-    nothing; a write may have been applied before its connection broke.
+    nothing; a write may have been applied before its connection broke. Behind
+    PgBouncer the same holds: it passes the server's 57P01 on and closes the
+    client's connection, and psycopg's pipeline mode reports any message sent
+    before a close as the close alone (no SQLSTATE).
     """
     if isinstance(exc, TRANSIENT_ERRORS):
         return True
@@ -82,6 +85,14 @@ def translate_errors() -> Iterator[None]:
     except TRANSIENT_ERRORS:
         raise  # a deadlock or serialization failure: the caller may run the statement again
     except psycopg.OperationalError as exc:
+        if exc.sqlstate == "08P01" and exc.diag.message_primary == "query_wait_timeout":
+            # PgBouncer's word for a query that waited too long for a server connection:
+            # it never reached the server.
+            raise DatabaseUnavailableError(
+                "the connection pooler found no free server connection within its "
+                "query_wait_timeout, so the call was not run: the server may be down or "
+                "unreachable from the pooler, or the pooler's pool too small for the load"
+            ) from exc
         raise DatabaseUnavailableError(
             f"the database connection failed during the call, which may or may not have "
             f"been applied: {exc}"
