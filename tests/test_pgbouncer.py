@@ -17,12 +17,14 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 
 import sqlspec
 from pgbouncer import PgBouncer
 from sqlspec.adapters.psycopg import PsycopgAsyncConfig, PsycopgSyncConfig
 from sqlspec.adapters.psycopg.adk import PsycopgAsyncADKStore, PsycopgSyncADKStore
 from sqlspec.extensions.adk import SQLSpecSessionService
+from sqlspec.registry import SQLSpecURISessionService
 
 APP = "bouncer-app"
 USER = "bouncer-user"
@@ -251,3 +253,23 @@ async def test_a_call_pgbouncer_found_no_server_connection_for_says_it_did_not_r
     await export()  # the server connection free again, the same call runs
     assert "query_wait_timeout" in str(caught.value)
     assert "was not run" in str(caught.value)
+
+
+async def test_a_service_uri_says_pooler_transaction(
+    transaction_bouncer: PgBouncer,
+    direct_server_dsn: str,
+    dsn: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    params = conninfo_to_dict(transaction_bouncer.conninfo(direct_server_dsn))
+    uri = (
+        f"sqlspec://{params['user']}@{params['host']}:{params['port']}/{params['dbname']}"
+        "?pooler=transaction"
+    )
+    service = SQLSpecURISessionService(uri=uri)
+    try:
+        await run_often(service, "from-uri")
+        assert service.store.config.prepare_threshold is None
+    finally:
+        await service.close()
+    assert warnings_logged(caplog) == []
