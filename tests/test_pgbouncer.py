@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
+from psycopg.pq import TransactionStatus
 
 import sqlspec
 from pgbouncer import PgBouncer
@@ -273,3 +274,21 @@ async def test_a_service_uri_says_pooler_transaction(
     finally:
         await service.close()
     assert warnings_logged(caplog) == []
+
+
+async def test_a_standalone_connection_finds_the_pooler_and_is_handed_over_untouched(
+    transaction_bouncer: PgBouncer, direct_server_dsn: str
+) -> None:
+    settings = {"conninfo": transaction_bouncer.conninfo(direct_server_dsn), "autocommit": False}
+    async_config = PsycopgAsyncConfig(connection_config=settings)
+    async_conn = await async_config.create_connection()
+    try:
+        assert async_config.prepare_threshold is None
+        assert async_conn.prepare_threshold is None
+        assert async_conn.info.transaction_status == TransactionStatus.IDLE
+    finally:
+        await async_conn.close()
+    sync_config = PsycopgSyncConfig(connection_config=settings)
+    with sync_config.create_connection() as sync_conn:
+        assert sync_config.prepare_threshold is None
+        assert sync_conn.info.transaction_status == TransactionStatus.IDLE

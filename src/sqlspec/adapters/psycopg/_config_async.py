@@ -216,6 +216,8 @@ class PsycopgAsyncConfig(ConfigBase):
         if self.detects_pooler:
             cur = await conn.execute(BACKEND_PID, prepare=False)
             self._pooler_seen(conn.info.backend_pid, await cur.fetchone())
+            if not conn.autocommit:
+                await conn.rollback()  # the caller gets the connection as it opened
 
     async def create_connection(self) -> AsyncConnection[TupleRow]:
         """Open a standalone connection, outside the pool; the caller closes it."""

@@ -190,6 +190,8 @@ class PsycopgSyncConfig(ConfigBase):
         if self.detects_pooler:
             cur = conn.execute(BACKEND_PID, prepare=False)
             self._pooler_seen(conn.info.backend_pid, cur.fetchone())
+            if not conn.autocommit:
+                conn.rollback()  # the caller gets the connection as it opened
 
     def create_connection(self) -> Connection[TupleRow]:
         """Open a standalone connection, outside the pool; the caller closes it."""

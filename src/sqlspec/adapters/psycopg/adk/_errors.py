@@ -36,10 +36,13 @@ TRANSIENT_ERRORS = (psycopg.errors.DeadlockDetected, psycopg.errors.Serializatio
 TRANSIENT_ATTEMPTS = 3
 #: The pool's own errors: no statement was sent, and the pool has said why.
 _POOL_ERRORS = (psycopg_pool.PoolTimeout, psycopg_pool.PoolClosed, psycopg_pool.TooManyRequests)
-#: What the server says of a prepared statement it does not hold as the client thinks:
-#: "... already exists", "... does not exist", "bind message supplies 2 parameters, but
-#: prepared statement "_pg3_0" requires 3".
-_PREPARED_STATEMENT = re.compile(r'\bprepared statement "[^"]*"')
+#: What the server says of a prepared statement it does not hold as the client thinks
+#: (the first two are also SQLSTATEs 42P05 and 26000; the third, 08P01, is a name held
+#: by another client's statement of a different shape).
+_PREPARED_STATEMENT = re.compile(
+    r'prepared statement "[^"]*" (?:already exists|does not exist)'
+    r'|bind message supplies \d+ parameters?, but prepared statement "[^"]*" requires \d+'
+)
 
 
 def prepared_statement_error(exc: psycopg.Error) -> bool:
@@ -53,7 +56,7 @@ def prepared_statement_error(exc: psycopg.Error) -> bool:
         exc, (psycopg.errors.DuplicatePreparedStatement, psycopg.errors.InvalidSqlStatementName)
     ):
         return True
-    return bool(_PREPARED_STATEMENT.search(exc.diag.message_primary or ""))
+    return bool(_PREPARED_STATEMENT.fullmatch(exc.diag.message_primary or ""))
 
 
 def rerunnable(exc: psycopg.OperationalError, *, read: bool) -> bool:
