@@ -2,7 +2,9 @@
 
 Each test run creates its own scratch database on that server (so runs side by
 side do not meet) and drops it at the end; each test that asks for ``dsn``
-starts from an empty ``public`` schema.
+starts from an empty ``public`` schema. With ``SQLSPEC_TEST_POOLER`` set to
+``transaction`` or ``session``, every test reaches that database through a
+PgBouncer of the run's own in that pool mode (:mod:`pgbouncer`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from google.adk.sessions.in_memory_session_service import InMemorySessionService
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from pgbouncer import PgBouncer, pooler_mode
 from sqlspec.adapters.psycopg import PsycopgAsyncConfig, PsycopgSyncConfig
 from sqlspec.adapters.psycopg._embedded import embedded_conninfo
 from sqlspec.adapters.psycopg.adk import PsycopgAsyncADKStore, PsycopgSyncADKStore
@@ -26,8 +29,22 @@ DSN_ENV = "SQLSPEC_TEST_DSN"
 
 
 @pytest.fixture(scope="session")
-def server_dsn() -> Iterator[str]:
-    """A conninfo for this run's scratch database."""
+def pgbouncer() -> Iterator[PgBouncer | None]:
+    """The PgBouncer every test goes through, if ``SQLSPEC_TEST_POOLER`` names a pool mode."""
+    mode = pooler_mode()
+    if mode is None:
+        yield None
+        return
+    bouncer = PgBouncer(os.environ.get(DSN_ENV) or embedded_conninfo(), mode)
+    try:
+        yield bouncer
+    finally:
+        bouncer.stop()
+
+
+@pytest.fixture(scope="session")
+def direct_server_dsn(pgbouncer: PgBouncer | None) -> Iterator[str]:
+    """A conninfo for this run's scratch database, on the server itself."""
     base = os.environ.get(DSN_ENV) or embedded_conninfo()
     name = f"sqlspec_test_{os.getpid()}"
     database = sql.Identifier(name)
@@ -35,8 +52,16 @@ def server_dsn() -> Iterator[str]:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(database))
         conn.execute(sql.SQL("CREATE DATABASE {}").format(database))
     yield make_conninfo(base, dbname=name)
+    if pgbouncer is not None:
+        pgbouncer.admin(f"KILL {name}")  # its server connections, before the drop
     with psycopg.connect(base, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(database))
+
+
+@pytest.fixture(scope="session")
+def server_dsn(direct_server_dsn: str, pgbouncer: PgBouncer | None) -> str:
+    """A conninfo for this run's scratch database (through PgBouncer, if one runs)."""
+    return direct_server_dsn if pgbouncer is None else pgbouncer.conninfo(direct_server_dsn)
 
 
 @pytest.fixture

@@ -273,6 +273,20 @@ def test_uri_maps_to_conninfo_pool_and_tables() -> None:
     assert PoolSettings.from_mapping(keyword.connection_config).pool["min_size"] == 2
 
 
+def test_uri_says_a_pooler_in_transaction_mode_and_a_command_timeout() -> None:
+    parsed = parse_service_uri(
+        "sqlspec://u@bouncer:6432/app?pooler=transaction&command_timeout=2.5"
+    )
+    assert parsed.connection_config == {
+        "conninfo": "postgresql://u@bouncer:6432/app",
+        "pooler": "transaction",
+        "command_timeout": 2.5,
+    }
+    settings = PoolSettings.from_mapping(parsed.connection_config)
+    assert settings.prepare_threshold is None
+    assert settings.command_timeout == 2.5
+
+
 @pytest.mark.parametrize(
     ("uri", "message"),
     [
@@ -281,6 +295,7 @@ def test_uri_maps_to_conninfo_pool_and_tables() -> None:
         ("sqlspec://h/db?create_tables=maybe", "create_tables must be true or false"),
         ("sqlspec://h/db?session_ttl=soon", "'soon' is not a duration"),
         ("sqlspec://h/db?session_table=bad-name", "is not a plain identifier"),
+        ("sqlspec://h/db?pooler=statement", "'pooler'.* must be one of 'transaction', 'session'"),
     ],
 )
 def test_bad_uris_are_refused_at_construction(uri: str, message: str) -> None:

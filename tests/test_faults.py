@@ -17,7 +17,9 @@ acknowledged, as a careful caller would. Afterwards:
 - no event any caller saw succeed is lost, none is stored twice, none appears
   that was never sent; the state matches the stored events;
 - nothing leaks: the pool settles (``get_stats()``) and the server holds no
-  more connections for the pool than ``max_size``, none after ``close()``.
+  more connections for the pool than ``max_size``, none after ``close()``
+  (through PgBouncer, which keeps its server connections for the next client,
+  the connections counted are PgBouncer's clients).
 
 A failed call raises ``sqlspec.DatabaseUnavailableError``; which errors were
 raised, and how often, is recorded (printed with ``-s``).
@@ -44,6 +46,7 @@ from google.adk.sessions.session import Session
 import sqlspec
 from _hypothesis import scaled
 from helpers import figures_report
+from pgbouncer import PgBouncer
 from proxy import Proxy, ThrowawayServer
 from sqlspec.adapters.psycopg import PsycopgAsyncConfig, PsycopgSyncConfig
 from sqlspec.adapters.psycopg.adk import PsycopgAsyncADKStore, PsycopgSyncADKStore
@@ -256,7 +259,7 @@ class Workload:
         return worst
 
     async def kept_every_promise(
-        self, fault: str, recovery: float, admin_conninfo: str, prefix: str
+        self, fault: str, recovery: float, connections: Connections, prefix: str
     ) -> None:
         """Stop the writers, then check what a run under ``fault`` must hold; record figures.
 
@@ -275,8 +278,8 @@ class Workload:
         assert figures["acked"] > 0
         unexpected = [e for e in self.ledger.raw if not isinstance(e, CONNECTION_ERRORS)]
         assert not unexpected, unexpected[:3]
-        await no_leaks(admin_conninfo, prefix, self.services)
-        await closed_cleanly(admin_conninfo, prefix, self.services)
+        await no_leaks(connections, prefix, self.services)
+        await closed_cleanly(connections, prefix, self.services)
 
     async def verify(self) -> dict[str, int]:
         """The stored sessions hold exactly what the ledger allows; return figures."""
@@ -337,21 +340,35 @@ def server_connections(admin_conninfo: str, prefix: str) -> int:
     return value
 
 
-async def no_leaks(admin_conninfo: str, prefix: str, services: list[tuple[str, Any]]) -> None:
+#: How many connections the pools whose application_name starts with the prefix hold.
+Connections = Callable[[str], int]
+
+
+@pytest.fixture
+def connections(dsn: str, pgbouncer: PgBouncer | None) -> Connections:
+    """The test database's server connections, or, through PgBouncer, PgBouncer's clients."""
+    if pgbouncer is None:
+        return functools.partial(server_connections, dsn)
+    return pgbouncer.clients
+
+
+async def no_leaks(connections: Connections, prefix: str, services: list[tuple[str, Any]]) -> None:
     await settle(services)
     deadline = time.monotonic() + 15
-    while (n := server_connections(admin_conninfo, prefix)) > MAX_SIZE * len(services):
+    while (n := connections(prefix)) > MAX_SIZE * len(services):
         assert time.monotonic() < deadline, f"{n} server connections for {prefix!r}"
         await asyncio.sleep(0.1)
 
 
-async def closed_cleanly(admin_conninfo: str, prefix: str, services: list[tuple[str, Any]]) -> None:
+async def closed_cleanly(
+    connections: Connections, prefix: str, services: list[tuple[str, Any]]
+) -> None:
     for _, service in services:
         await service.store.config.close() if isinstance(
             service.store.config, PsycopgAsyncConfig
         ) else await asyncio.to_thread(service.store.config.close)
     deadline = time.monotonic() + 15
-    while (n := server_connections(admin_conninfo, prefix)) > 0:
+    while (n := connections(prefix)) > 0:
         assert time.monotonic() < deadline, f"{n} server connections left after close()"
         await asyncio.sleep(0.1)
 
@@ -369,7 +386,7 @@ def terminate_all(dsn: str) -> int:
     return sum(1 for (ok,) in rows if ok)
 
 
-async def test_terminating_every_backend_under_load(dsn: str) -> None:
+async def test_terminating_every_backend_under_load(dsn: str, connections: Connections) -> None:
     rounds = int(scaled(6, 60))
     async with services(dsn, "faults-kill") as pair:
         work = Workload(pair)
@@ -384,7 +401,7 @@ async def test_terminating_every_backend_under_load(dsn: str) -> None:
         recovery = await work.wait_recovered(time.monotonic())
         await asyncio.sleep(1.0)
         assert killed > 0
-        await work.kept_every_promise("kill", recovery, dsn, "faults-kill")
+        await work.kept_every_promise("kill", recovery, connections, "faults-kill")
 
 
 # ------------------------------------------------------------------ restart
@@ -399,9 +416,30 @@ def throwaway() -> Iterator[ThrowawayServer]:
         server.destroy()
 
 
-async def test_server_restart_under_load(throwaway: ThrowawayServer) -> None:
+@dataclass
+class Reached:
+    """How the tests reach the throwaway server, and count the connections held to it."""
+
+    conninfo: str
+    connections: Connections
+
+
+@pytest.fixture(scope="module")
+def reached(throwaway: ThrowawayServer, pgbouncer: PgBouncer | None) -> Iterator[Reached]:
+    """The throwaway server, itself or through a PgBouncer of its own in the run's pool mode."""
+    if pgbouncer is None:
+        yield Reached(throwaway.conninfo, functools.partial(server_connections, throwaway.conninfo))
+        return
+    bouncer = PgBouncer(throwaway.conninfo, pgbouncer.pool_mode)
+    try:
+        yield Reached(bouncer.conninfo(throwaway.conninfo), bouncer.clients)
+    finally:
+        bouncer.stop()
+
+
+async def test_server_restart_under_load(throwaway: ThrowawayServer, reached: Reached) -> None:
     restarts = [("fast", 1.0), ("immediate", 0.5)] * int(scaled(1, 5))
-    async with services(throwaway.conninfo, "faults-restart") as pair:
+    async with services(reached.conninfo, "faults-restart") as pair:
         work = Workload(pair)
         await work.start()
         await asyncio.sleep(0.5)
@@ -413,7 +451,10 @@ async def test_server_restart_under_load(throwaway: ThrowawayServer) -> None:
             recoveries.append(await work.wait_recovered(back))
             await asyncio.sleep(0.5)
         await work.kept_every_promise(
-            "restart", max(recoveries), throwaway.conninfo, "faults-restart"
+            "restart",
+            max(recoveries),
+            reached.connections,
+            "faults-restart",
         )
 
 
@@ -426,7 +467,9 @@ def proxy(dsn: str) -> Iterator[Proxy]:
         yield p
 
 
-async def test_proxy_drops_stalls_and_partitions_under_load(dsn: str, proxy: Proxy) -> None:
+async def test_proxy_drops_stalls_and_partitions_under_load(
+    proxy: Proxy, connections: Connections
+) -> None:
     cycles = int(scaled(1, 10))
     async with services(proxy.conninfo, "faults-proxy") as pair:
         work = Workload(pair)
@@ -454,7 +497,7 @@ async def test_proxy_drops_stalls_and_partitions_under_load(dsn: str, proxy: Pro
             FIGURES["proxy partitions"] += 1
         recovery = await work.wait_recovered(time.monotonic())
         await asyncio.sleep(1.0)
-        await work.kept_every_promise("proxy", recovery, dsn, "faults-proxy")
+        await work.kept_every_promise("proxy", recovery, connections, "faults-proxy")
 
 
 async def test_a_stalled_connection_completes_when_the_path_comes_back(
@@ -553,8 +596,16 @@ async def test_session_object_is_current_after_a_retry_that_found_its_event(
 # ------------------------------------------------- typed errors, fast recovery
 
 
-async def test_a_down_server_is_a_typed_error_naming_the_cause(throwaway: ThrowawayServer) -> None:
-    async with services(throwaway.conninfo, "faults-down") as pair:
+async def test_a_down_server_is_a_typed_error_naming_the_cause(
+    throwaway: ThrowawayServer, reached: Reached, pgbouncer: PgBouncer | None
+) -> None:
+    """Said by the server's refusal; through PgBouncer, typed only.
+
+    PgBouncer keeps the client's connection and fails the statement once its
+    query_wait_timeout passes, then closes the connection: psycopg's pipeline mode
+    reports that close, not PgBouncer's message.
+    """
+    async with services(reached.conninfo, "faults-down") as pair:
         for label, service in pair:
             await service.create_session(app_name=APP, user_id=USER, session_id=label)
         await asyncio.to_thread(throwaway.stop, "fast")
@@ -568,7 +619,8 @@ async def test_a_down_server_is_a_typed_error_naming_the_cause(throwaway: Throwa
                 )
                 FIGURES[f"error {error_name(error)}"] += 1
                 assert isinstance(error, sqlspec.SQLSpecError), repr(error)
-                assert "refused" in str(error) or "shut" in str(error)
+                if pgbouncer is None:
+                    assert "refused" in str(error) or "shut" in str(error)
         finally:
             await asyncio.to_thread(throwaway.start)
 

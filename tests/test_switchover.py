@@ -12,6 +12,7 @@ took to recover, from the promotion and from the stop, are printed with ``-s``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import Counter
@@ -36,6 +37,7 @@ from test_faults import (
     Workload,
     closed_cleanly,
     no_leaks,
+    server_connections,
     services,
 )
 
@@ -104,8 +106,9 @@ async def test_switchover_under_load_keeps_every_acknowledged_event(
         assert not work.ledger.gave_up
         unexpected = [e for e in work.ledger.raw if not isinstance(e, CONNECTION_ERRORS)]
         assert not unexpected, unexpected[:3]
-        await no_leaks(new_primary, "switchover", pair)
-        await closed_cleanly(new_primary, "switchover", pair)
+        on_new_primary = functools.partial(server_connections, new_primary)
+        await no_leaks(on_new_primary, "switchover", pair)
+        await closed_cleanly(on_new_primary, "switchover", pair)
 
 
 async def test_a_write_refused_as_read_only_runs_again_on_the_new_primary(

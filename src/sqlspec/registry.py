@@ -34,7 +34,8 @@ or a ``services.py``::
     register_artifact_services()
 
 The URI is a PostgreSQL URL whose scheme is one of :data:`SCHEMES`; its query may
-carry pool settings (``min_size``, ``max_size``, ``timeout``, ...), the session
+carry pool settings (``min_size``, ``max_size``, ``timeout``, ...), ``command_timeout``,
+``pooler`` (``pooler=transaction`` behind PgBouncer in transaction mode), the session
 store's options (``session_table``, ``events_table``, ``app_state_table``,
 ``user_state_table``, a default ``session_ttl``: ``30d``, ``12h``, or seconds), the
 memory store's (``memory_table``, ``text_search_config``), the artifact store's
@@ -62,7 +63,12 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from google.adk.sessions.session import Session
 
 from sqlspec.adapters.psycopg import PsycopgAsyncConfig
-from sqlspec.adapters.psycopg._settings import CONNECTION_KEYS, POOL_KEYS, masked_conninfo
+from sqlspec.adapters.psycopg._settings import (
+    CLIENT_KEYS,
+    CONNECTION_KEYS,
+    POOL_KEYS,
+    masked_conninfo,
+)
 from sqlspec.adapters.psycopg.adk import (
     PsycopgAsyncADKArtifactStore,
     PsycopgAsyncADKMemoryStore,
@@ -253,6 +259,8 @@ def parse_service_uri(uri: str, **options: Any) -> ServiceURI:
             connection_config[key] = _typed(key, value, POOL_KEYS[key])
         elif key in CONNECTION_KEYS:
             connection_config[key] = _typed(key, value, CONNECTION_KEYS[key])
+        elif key in CLIENT_KEYS:
+            connection_config[key] = _typed(key, value, CLIENT_KEYS[key])
         elif key == "session_ttl":
             ttl = parse_duration(value)
             store_options[key] = ttl if ttl > timedelta(0) else None

@@ -130,3 +130,29 @@ def test_secret_parameters_are_masked(keyword: str) -> None:
     assert VALUES[keyword] not in masked_conninfo(settings.conninfo)
     assert conninfo_to_dict(masked_conninfo(settings.conninfo))[keyword] == "***"
     assert "db.example.com" in repr(settings)
+
+
+def test_pooler_transaction_turns_server_side_preparing_off() -> None:
+    settings = PoolSettings.from_mapping({"pooler": "transaction"})
+    assert settings.pooler == "transaction"
+    assert settings.prepare_threshold is None
+    assert PsycopgSyncConfig({"pooler": "transaction"}).connect_kwargs["prepare_threshold"] is None
+
+
+def test_pooler_session_and_no_pooler_keep_preparing() -> None:
+    assert PoolSettings.from_mapping({"pooler": "session"}).prepare_threshold == 5
+    assert PoolSettings.from_mapping({"pooler": None}).prepare_threshold == 5
+    assert PoolSettings.from_mapping({}).pooler is None
+
+
+@pytest.mark.parametrize("value", ["Transaction", "statement", "pgbouncer", ""])
+def test_pooler_takes_only_the_pool_modes_it_knows(value: str) -> None:
+    with pytest.raises(ImproperConfigurationError, match="'transaction', 'session'"):
+        PoolSettings.from_mapping({"pooler": value})
+
+
+def test_pooler_transaction_refuses_a_prepare_threshold() -> None:
+    with pytest.raises(ImproperConfigurationError, match="prepare_threshold"):
+        PoolSettings.from_mapping({"pooler": "transaction", "prepare_threshold": 5})
+    settings = PoolSettings.from_mapping({"pooler": "transaction", "prepare_threshold": None})
+    assert settings.prepare_threshold is None

@@ -21,6 +21,7 @@ from psycopg.rows import AsyncRowFactory, TupleRow
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout, TooManyRequests
 
 from sqlspec.adapters.psycopg._config_base import (
+    BACKEND_PID,
     STALL_CHECK,
     ConfigBase,
     check_replica,
@@ -65,7 +66,8 @@ class PsycopgAsyncConfig(ConfigBase):
     ``connect_timeout``, ...), pool settings (``min_size``, ``max_size``,
     ``timeout``, ``max_waiting``, ``max_lifetime``, ``max_idle``,
     ``reconnect_timeout``, ``num_workers``), ``autocommit`` (default ``True``),
-    ``prepare_threshold`` and ``command_timeout``.
+    ``prepare_threshold``, ``command_timeout`` and ``pooler`` (``"transaction"`` or
+    ``"session"``: the pool mode of a PgBouncer in front of the server).
 
     ``replica_config``, shaped like ``connection_config``, names a read replica
     (a streaming standby) with a pool of its own, opened on first use. It serves
@@ -151,7 +153,7 @@ class PsycopgAsyncConfig(ConfigBase):
         """Open a pool on ``conninfo`` as the config's pool; the caller holds the opening lock."""
         new_pool: AsyncConnectionPool[AsyncConnection[TupleRow]] = AsyncConnectionPool(
             conninfo,
-            kwargs=self.settings.connect_kwargs,
+            kwargs=self.connect_kwargs,
             open=False,
             configure=self._configure,
             reset=self._reset,
@@ -232,6 +234,7 @@ class PsycopgAsyncConfig(ConfigBase):
             except TooManyRequests as exc:
                 raise await self._diagnose(pool) from exc
             if dropped == self.settings.max_size or not closed_by_server(conn):
+                conn.prepare_threshold = self.prepare_threshold
                 return conn, pool
             dropped += 1
             await conn.close()
@@ -295,15 +298,24 @@ class PsycopgAsyncConfig(ConfigBase):
         return Deadline(conn, self.settings.command_timeout).watching(call_later)
 
     async def _connect_error(self, conninfo: str) -> psycopg.OperationalError | None:
-        """Why a direct connection fails, or ``None`` if it succeeds."""
+        """Why a direct connection fails, or ``None`` if it succeeds (and looks for a pooler)."""
         try:
             conn = await AsyncConnection.connect(
-                conninfo, **probe_timeout(conninfo), **self.settings.connect_kwargs
+                conninfo, **probe_timeout(conninfo), **self.connect_kwargs
             )
+            async with conn:
+                await self._detect_pooler(conn)
         except psycopg.OperationalError as exc:
             return exc
-        await conn.close()
         return None
+
+    async def _detect_pooler(self, conn: AsyncConnection[TupleRow]) -> None:
+        """Stop preparing statements if ``conn`` reaches the server through a pooler."""
+        if self.detects_pooler:
+            cur = await conn.execute(BACKEND_PID, prepare=False)
+            self._pooler_seen(conn.info.backend_pid, await cur.fetchone())
+            if not conn.autocommit:
+                await conn.rollback()  # the caller gets the connection as it opened
 
     async def create_connection(self) -> AsyncConnection[TupleRow]:
         """Open a standalone connection, outside the pool; the caller closes it."""
@@ -311,8 +323,10 @@ class PsycopgAsyncConfig(ConfigBase):
             conninfo = await asyncio.to_thread(self.resolve_conninfo)
         else:
             conninfo = self.resolve_conninfo()
-        conn = await AsyncConnection.connect(conninfo, **self.settings.connect_kwargs)
+        conn = await AsyncConnection.connect(conninfo, **self.connect_kwargs)
         await self._configure(conn)
+        await self._detect_pooler(conn)
+        conn.prepare_threshold = self.prepare_threshold
         return conn
 
     async def close(self) -> None:

@@ -4,11 +4,15 @@ A config validates its ``connection_config`` at construction, opens its pool on
 first use (so "pool is not open" never reaches a caller), and closes it on
 ``close()``; a later use opens a fresh pool. It never lends a connection the
 server has already closed, and bounds a store's wait for an answer by
-``command_timeout``.
+``command_timeout``. Behind a connection pooler in transaction mode (PgBouncer's
+``pool_mode = transaction``) it prepares no statement on the server: said by
+``pooler``, found when the pool opens, or learnt from the first prepared-statement
+error (:meth:`ConfigBase.stop_preparing`).
 """
 
 from __future__ import annotations
 
+import logging
 import select
 import threading
 from collections.abc import Mapping
@@ -23,6 +27,7 @@ from sqlspec.adapters.psycopg._settings import PoolSettings, masked_conninfo
 from sqlspec.exceptions import ImproperConfigurationError, SQLSpecError
 
 __all__ = [
+    "BACKEND_PID",
     "PROBE_TIMEOUT",
     "STALL_CHECK",
     "ConfigBase",
@@ -37,6 +42,11 @@ PROBE_TIMEOUT = 2
 #: Seconds a caller waits on the pool before checking whether it stalled, and the
 #: least time between two such checks.
 STALL_CHECK = 1.0
+#: The server process serving the statement; a pooler reports a process id of its own
+#: when the connection opens, so the two differ behind one.
+BACKEND_PID = b"SELECT pg_backend_pid()"
+
+logger = logging.getLogger("sqlspec.adapters.psycopg")
 
 
 def probe_timeout(conninfo: str) -> dict[str, Any]:
@@ -99,6 +109,53 @@ class ConfigBase:
         # which after a restart made an unreachable server read as an exhausted pool.
         self._lent = 0
         self._lent_lock = threading.Lock()
+        #: The prepare_threshold of every connection lent from now on.
+        self.prepare_threshold = self.settings.prepare_threshold
+
+    @property
+    def connect_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``Connection.connect()`` beyond the conninfo."""
+        return {"autocommit": self.settings.autocommit, "prepare_threshold": self.prepare_threshold}
+
+    def stop_preparing(self, why: str, hint: str) -> None:
+        """Prepare no more statements on the server, on every connection lent from now on.
+
+        A pooler in transaction mode hands each transaction whichever server
+        connection is free, where a statement prepared through another is missing,
+        or one of the same name is there already. Logged once per config: ``why``,
+        then what the user may set (``hint``).
+        """
+        with self._lent_lock:
+            if self.prepare_threshold is None:
+                return
+            self.prepare_threshold = None
+        logger.warning(
+            "sqlspec: %s; server-side prepared statements are now off for %s (%s)",
+            why,
+            masked_conninfo(self.settings.conninfo) or "the embedded server",
+            hint,
+        )
+
+    def _pooler_seen(self, reported_pid: int, row: tuple[Any, ...] | None) -> None:
+        """Stop preparing if the connection's reported process is not the server's.
+
+        PgBouncer (in any pool mode) reports a process id of its own at login; which
+        mode it runs in cannot be seen from here, so ``pooler='session'`` keeps
+        preparing there.
+        """
+        if row is not None and row[0] != reported_pid:
+            self.stop_preparing(
+                "the server answers through a connection pooler (such as PgBouncer): "
+                f"the connection reports process {reported_pid}, the server runs it "
+                f"as process {row[0]}",
+                "a pooler in session mode keeps them working: say so with "
+                "connection_config['pooler'] = 'session'; 'transaction' silences this",
+            )
+
+    @property
+    def detects_pooler(self) -> bool:
+        """Whether a new connection should be checked for a pooler in front of the server."""
+        return self.settings.pooler is None and self.prepare_threshold is not None
 
     def _count_lent(self, change: int) -> None:
         with self._lent_lock:

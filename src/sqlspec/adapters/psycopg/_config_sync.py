@@ -23,6 +23,7 @@ from psycopg.rows import RowFactory, TupleRow
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout, TooManyRequests
 
 from sqlspec.adapters.psycopg._config_base import (
+    BACKEND_PID,
     STALL_CHECK,
     ConfigBase,
     check_replica,
@@ -67,7 +68,8 @@ class PsycopgSyncConfig(ConfigBase):
     ``connect_timeout``, ...), pool settings (``min_size``, ``max_size``,
     ``timeout``, ``max_waiting``, ``max_lifetime``, ``max_idle``,
     ``reconnect_timeout``, ``num_workers``), ``autocommit`` (default ``True``),
-    ``prepare_threshold`` and ``command_timeout``.
+    ``prepare_threshold``, ``command_timeout`` and ``pooler`` (``"transaction"`` or
+    ``"session"``: the pool mode of a PgBouncer in front of the server).
 
     ``replica_config``, shaped like ``connection_config``, names a read replica
     (a streaming standby) with a pool of its own, opened on first use. It serves
@@ -133,7 +135,7 @@ class PsycopgSyncConfig(ConfigBase):
         """Open a pool on ``conninfo`` as the config's pool; the caller holds the opening lock."""
         new_pool: ConnectionPool[Connection[TupleRow]] = ConnectionPool(
             conninfo,
-            kwargs=self.settings.connect_kwargs,
+            kwargs=self.connect_kwargs,
             open=False,
             configure=self._configure,
             reset=self._reset,
@@ -208,6 +210,7 @@ class PsycopgSyncConfig(ConfigBase):
             except TooManyRequests as exc:
                 raise self._diagnose(pool) from exc
             if dropped == self.settings.max_size or not closed_by_server(conn):
+                conn.prepare_threshold = self.prepare_threshold
                 return conn, pool
             dropped += 1
             conn.close()
@@ -264,21 +267,30 @@ class PsycopgSyncConfig(ConfigBase):
         return Deadline(conn, self.settings.command_timeout).watching(watchdog)
 
     def _connect_error(self, conninfo: str) -> psycopg.OperationalError | None:
-        """Why a direct connection fails, or ``None`` if it succeeds."""
+        """Why a direct connection fails, or ``None`` if it succeeds (and looks for a pooler)."""
         try:
-            conn = Connection.connect(
-                conninfo, **probe_timeout(conninfo), **self.settings.connect_kwargs
-            )
+            conn = Connection.connect(conninfo, **probe_timeout(conninfo), **self.connect_kwargs)
+            with conn:
+                self._detect_pooler(conn)
         except psycopg.OperationalError as exc:
             return exc
-        conn.close()
         return None
+
+    def _detect_pooler(self, conn: Connection[TupleRow]) -> None:
+        """Stop preparing statements if ``conn`` reaches the server through a pooler."""
+        if self.detects_pooler:
+            cur = conn.execute(BACKEND_PID, prepare=False)
+            self._pooler_seen(conn.info.backend_pid, cur.fetchone())
+            if not conn.autocommit:
+                conn.rollback()  # the caller gets the connection as it opened
 
     def create_connection(self) -> Connection[TupleRow]:
         """Open a standalone connection, outside the pool; the caller closes it."""
         conninfo = self.resolve_conninfo()
-        conn = Connection.connect(conninfo, **self.settings.connect_kwargs)
+        conn = Connection.connect(conninfo, **self.connect_kwargs)
         self._configure(conn)
+        self._detect_pooler(conn)
+        conn.prepare_threshold = self.prepare_threshold
         return conn
 
     def close(self) -> None:

@@ -23,7 +23,7 @@ from sqlspec.exceptions import (
     SQLSpecError,
 )
 
-__all__ = ["PoolSettings", "masked_conninfo"]
+__all__ = ["POOLER_MODES", "PoolSettings", "masked_conninfo"]
 
 #: Keys handed to ``psycopg_pool``'s pool constructor, with the types they accept.
 POOL_KEYS: Mapping[str, tuple[type, ...]] = {
@@ -47,7 +47,15 @@ CONNECTION_KEYS: Mapping[str, tuple[type, ...]] = {
 #: Settings of this library's own, with the types they accept.
 CLIENT_KEYS: Mapping[str, tuple[type, ...]] = {
     "command_timeout": (int, float, type(None)),
+    "pooler": (str, type(None)),
 }
+
+#: What ``pooler`` may say about a connection pooler (such as PgBouncer) between the
+#: pool and the server. ``transaction``: it hands each transaction any server
+#: connection, so no statement is prepared on the server. ``session``: it keeps one
+#: server connection per client connection, so statements are prepared as usual.
+#: ``None`` (the default): found out when the pool opens.
+POOLER_MODES = ("transaction", "session")
 
 _OWN_KEYS = frozenset({"conninfo", *POOL_KEYS, *CONNECTION_KEYS, *CLIENT_KEYS})
 
@@ -118,6 +126,8 @@ class PoolSettings:
     prepare_threshold: int | None = 5
     #: Seconds a store's statement may wait for the server's answer (``None``: forever).
     command_timeout: float | None = None
+    #: The pool mode of a connection pooler in front of the server (see :data:`POOLER_MODES`).
+    pooler: str | None = None
 
     @classmethod
     def from_mapping(cls, config: Mapping[str, Any] | None) -> PoolSettings:
@@ -153,6 +163,21 @@ class PoolSettings:
                 f"connection_config['command_timeout'] must be positive seconds or None, "
                 f"got {command_timeout!r}"
             )
+        pooler = config.get("pooler")
+        if pooler is not None and pooler not in POOLER_MODES:
+            raise ImproperConfigurationError(
+                f"connection_config['pooler'] must be one of {', '.join(map(repr, POOLER_MODES))} "
+                f"or None, got {pooler!r}"
+            )
+        prepare_threshold = config.get("prepare_threshold", 5)
+        if pooler == "transaction":
+            if "prepare_threshold" in config and prepare_threshold is not None:
+                raise ImproperConfigurationError(
+                    "pooler='transaction' shares server connections between transactions, "
+                    "where a prepared statement is not found again; drop prepare_threshold "
+                    f"(got {prepare_threshold!r}) or set it to None"
+                )
+            prepare_threshold = None
         pool = {k: v for k, v in config.items() if k in POOL_KEYS}
         # psycopg_pool's default min_size (4), lowered to fit a smaller max_size.
         min_size = pool.setdefault("min_size", min(4, pool.get("max_size", 4)))
@@ -167,8 +192,9 @@ class PoolSettings:
             libpq=libpq,
             pool=pool,
             autocommit=config.get("autocommit", True),
-            prepare_threshold=config.get("prepare_threshold", 5),
+            prepare_threshold=prepare_threshold,
             command_timeout=command_timeout,
+            pooler=pooler,
         )
 
     @staticmethod
@@ -212,13 +238,9 @@ class PoolSettings:
             return True
         return any(os.environ.get(var) for var in _SERVER_ENV)
 
-    @property
-    def connect_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for ``Connection.connect()`` beyond the conninfo."""
-        return {"autocommit": self.autocommit, "prepare_threshold": self.prepare_threshold}
-
     def __repr__(self) -> str:
         return (
             f"PoolSettings(conninfo={masked_conninfo(self.conninfo)!r}, pool={dict(self.pool)!r}, "
-            f"autocommit={self.autocommit!r}, command_timeout={self.command_timeout!r})"
+            f"autocommit={self.autocommit!r}, command_timeout={self.command_timeout!r}, "
+            f"pooler={self.pooler!r})"
         )

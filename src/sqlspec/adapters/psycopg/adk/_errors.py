@@ -2,11 +2,13 @@
 
 A store runs each call inside :func:`translate_errors`, so a caller meets the
 typed errors of :mod:`sqlspec.exceptions` (or ADK's own), never a raw driver
-error; :func:`rerunnable` says which failed statements may simply run again.
+error; :func:`rerunnable` says which failed statements may simply run again, and
+:func:`prepared_statement_error` which ones a pooler refused over a prepared statement.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -20,7 +22,13 @@ from sqlspec.exceptions import (
     MissingTablesError,
 )
 
-__all__ = ["TRANSIENT_ATTEMPTS", "extension_needed", "rerunnable", "translate_errors"]
+__all__ = [
+    "TRANSIENT_ATTEMPTS",
+    "extension_needed",
+    "prepared_statement_error",
+    "rerunnable",
+    "translate_errors",
+]
 
 #: Errors after which a single statement was rolled back whole and may simply run again.
 TRANSIENT_ERRORS = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
@@ -28,6 +36,27 @@ TRANSIENT_ERRORS = (psycopg.errors.DeadlockDetected, psycopg.errors.Serializatio
 TRANSIENT_ATTEMPTS = 3
 #: The pool's own errors: no statement was sent, and the pool has said why.
 _POOL_ERRORS = (psycopg_pool.PoolTimeout, psycopg_pool.PoolClosed, psycopg_pool.TooManyRequests)
+#: What the server says of a prepared statement it does not hold as the client thinks
+#: (the first two are also SQLSTATEs 42P05 and 26000; the third, 08P01, is a name held
+#: by another client's statement of a different shape).
+_PREPARED_STATEMENT = re.compile(
+    r'prepared statement "[^"]*" (?:already exists|does not exist)'
+    r'|bind message supplies \d+ parameters?, but prepared statement "[^"]*" requires \d+'
+)
+
+
+def prepared_statement_error(exc: psycopg.Error) -> bool:
+    """Whether the server refused a statement over the prepared statement it named.
+
+    Behind a pooler in transaction mode the server connection is not the one the
+    statement was prepared on: the name is missing there, or another client's
+    statement holds it. Either way the server refused it before running it.
+    """
+    if isinstance(
+        exc, (psycopg.errors.DuplicatePreparedStatement, psycopg.errors.InvalidSqlStatementName)
+    ):
+        return True
+    return bool(_PREPARED_STATEMENT.fullmatch(exc.diag.message_primary or ""))
 
 
 def rerunnable(exc: psycopg.OperationalError, *, read: bool) -> bool:
@@ -35,7 +64,10 @@ def rerunnable(exc: psycopg.OperationalError, *, read: bool) -> bool:
 
     A deadlock or serialization failure rolled it back whole. A read whose
     connection broke (no SQLSTATE, class 08, or a server shutdown, 57P) changed
-    nothing; a write may have been applied before its connection broke.
+    nothing; a write may have been applied before its connection broke. Behind
+    PgBouncer the same holds: it passes the server's 57P01 on and closes the
+    client's connection, and psycopg's pipeline mode reports any message sent
+    before a close as the close alone (no SQLSTATE).
     """
     if isinstance(exc, TRANSIENT_ERRORS):
         return True
@@ -62,6 +94,14 @@ def translate_errors() -> Iterator[None]:
             "target_session_attrs=read-write, so connections go to the primary"
         ) from exc
     except psycopg.OperationalError as exc:
+        if exc.sqlstate == "08P01" and exc.diag.message_primary == "query_wait_timeout":
+            # PgBouncer's word for a query that waited too long for a server connection:
+            # it never reached the server.
+            raise DatabaseUnavailableError(
+                "the connection pooler found no free server connection within its "
+                "query_wait_timeout, so the call was not run: the server may be down or "
+                "unreachable from the pooler, or the pooler's pool too small for the load"
+            ) from exc
         raise DatabaseUnavailableError(
             f"the database connection failed during the call, which may or may not have "
             f"been applied: {exc}"

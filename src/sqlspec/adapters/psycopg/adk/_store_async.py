@@ -2,7 +2,10 @@
 
 A store's call is one statement, run as its own transaction in one round trip
 (:meth:`AsyncStore._run`). Schema changes run under one advisory lock and record
-the wing's version (:meth:`AsyncStore.migrate`). The sync twin of this file is
+the wing's version (:meth:`AsyncStore.migrate`). Only :meth:`AsyncStore._run`'s
+statements are ever prepared on the server, and it alone recovers when a pooler
+in transaction mode refuses one; the rare multi-statement calls (schema changes,
+export, import) are never prepared. The sync twin of this file is
 generated from it by ``tools/async_to_sync.py``.
 """
 
@@ -15,7 +18,12 @@ import psycopg
 from psycopg import AsyncConnection
 
 from sqlspec.adapters.psycopg._config_async import PsycopgAsyncConfig
-from sqlspec.adapters.psycopg.adk._errors import TRANSIENT_ATTEMPTS, rerunnable, translate_errors
+from sqlspec.adapters.psycopg.adk._errors import (
+    TRANSIENT_ATTEMPTS,
+    prepared_statement_error,
+    rerunnable,
+    translate_errors,
+)
 from sqlspec.adapters.psycopg.adk._jsonl import (
     COPY_STAGING,
     CREATE_STAGING,
@@ -64,11 +72,14 @@ class AsyncStore(Generic[SchemaT]):
         broke (a write is not: it may have been applied). A write a read-only
         server refused (during a switchover) was not applied either: its
         connection is dropped and the write runs again, on each pooled
-        connection at most once, then on a new one.
+        connection at most once, then on a new one. A statement refused over
+        its prepared statement (a pooler in transaction mode) did not run: the
+        config stops preparing and it runs again, unprepared.
         """
         config = self.config.replica_or_primary if replica else self.config
         attempt = 1
         refused = 0
+        unprepared_rerun = True
         with translate_errors():
             while True:
                 try:
@@ -91,14 +102,25 @@ class AsyncStore(Generic[SchemaT]):
                                     if statement.index_only:
                                         await conn.execute(b"COMMIT")
                                 return await cur.fetchall()
-                except psycopg.OperationalError as exc:
-                    if attempt == TRANSIENT_ATTEMPTS or not rerunnable(exc, read=read):
-                        raise
                 except psycopg.errors.ReadOnlySqlTransaction:
                     refused += 1
                     if refused > config.settings.max_size:
                         raise
                     continue
+                except psycopg.Error as exc:
+                    if unprepared_rerun and prepared_statement_error(exc):
+                        unprepared_rerun = False
+                        config.stop_preparing(
+                            f"the server refused a prepared statement ({exc.diag.message_primary}),"
+                            " as behind a connection pooler in transaction mode; the statement"
+                            " did not run and runs again unprepared",
+                            "set connection_config['pooler'] = 'transaction' to start that way",
+                        )
+                        continue
+                    if not isinstance(exc, psycopg.OperationalError):
+                        raise
+                    if attempt == TRANSIENT_ATTEMPTS or not rerunnable(exc, read=read):
+                        raise
                 attempt += 1
 
     async def _one(
@@ -138,8 +160,8 @@ class AsyncStore(Generic[SchemaT]):
             return latest, latest
         with translate_errors():
             async with self.config.provide_connection() as conn, conn.transaction():
-                await conn.execute(versions.lock.text)
-                await conn.execute(versions.create_table.text)
+                await conn.execute(versions.lock.text, prepare=False)
+                await conn.execute(versions.create_table.text, prepare=False)
                 tables = await _fetchone(conn, versions.tables_exist)
                 recorded = await _fetchone(conn, versions.read)
                 assert tables is not None  # the statement always returns one row
@@ -147,8 +169,8 @@ class AsyncStore(Generic[SchemaT]):
                 pending = pending_versions(current, latest)
                 for version in sorted(migrations) if repair else pending:
                     for statement in migrations[version]:
-                        await conn.execute(statement.text)
-                await conn.execute(versions.write.text, {"version": latest})
+                        await conn.execute(statement.text, prepare=False)
+                await conn.execute(versions.write.text, {"version": latest}, prepare=False)
         return current, latest
 
     async def _run_ddl(
@@ -157,9 +179,9 @@ class AsyncStore(Generic[SchemaT]):
         """Run schema statements in one transaction, under the schema lock."""
         with translate_errors():
             async with self.config.provide_connection() as conn, conn.transaction():
-                await conn.execute(versions.lock.text)
+                await conn.execute(versions.lock.text, prepare=False)
                 for statement in statements:
-                    await conn.execute(statement.text)
+                    await conn.execute(statement.text, prepare=False)
 
     async def _export_lines(
         self,
@@ -182,7 +204,7 @@ class AsyncStore(Generic[SchemaT]):
         with translate_errors():
             config = self.config.replica_or_primary
             async with config.provide_connection() as conn, conn.transaction():
-                await conn.execute(EXPORT_SNAPSHOT)
+                await conn.execute(EXPORT_SNAPSHOT, prepare=False)
                 for kind, statement in statements:
                     async with conn.cursor(
                         name=f"sqlspec_export_{kind}", row_factory=statement.row_factory
@@ -216,7 +238,7 @@ class AsyncStore(Generic[SchemaT]):
             async with self.config.provide_connection() as conn, conn.transaction():
                 staged = 0
                 async with conn.cursor() as cur:
-                    await cur.execute(CREATE_STAGING.text)
+                    await cur.execute(CREATE_STAGING.text, prepare=False)
                     async with cur.copy(COPY_STAGING) as copy:
                         for line in lines:
                             text = staged_line(line)
@@ -226,7 +248,7 @@ class AsyncStore(Generic[SchemaT]):
                 if not staged and not when_empty:
                     return None
                 async with conn.cursor(row_factory=statement.row_factory) as cur:
-                    await cur.execute(statement.text, params())
+                    await cur.execute(statement.text, params(), prepare=False)
                     return await cur.fetchone()
 
     async def close(self) -> None:
@@ -239,5 +261,5 @@ async def _fetchone(
 ) -> Row | None:
     """One row of ``statement``, on a connection already in a transaction."""
     async with conn.cursor(row_factory=statement.row_factory) as cur:
-        await cur.execute(statement.text, params)
+        await cur.execute(statement.text, params, prepare=False)
         return await cur.fetchone()

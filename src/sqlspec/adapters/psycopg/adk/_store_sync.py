@@ -5,7 +5,10 @@
 
 A store's call is one statement, run as its own transaction in one round trip
 (:meth:`SyncStore._run`). Schema changes run under one advisory lock and record
-the wing's version (:meth:`SyncStore.migrate`). The sync twin of this file is
+the wing's version (:meth:`SyncStore.migrate`). Only :meth:`SyncStore._run`'s
+statements are ever prepared on the server, and it alone recovers when a pooler
+in transaction mode refuses one; the rare multi-statement calls (schema changes,
+export, import) are never prepared. The sync twin of this file is
 generated from it by ``tools/async_to_sync.py``.
 """
 
@@ -18,7 +21,12 @@ import psycopg
 from psycopg import Connection
 
 from sqlspec.adapters.psycopg._config_sync import PsycopgSyncConfig
-from sqlspec.adapters.psycopg.adk._errors import TRANSIENT_ATTEMPTS, rerunnable, translate_errors
+from sqlspec.adapters.psycopg.adk._errors import (
+    TRANSIENT_ATTEMPTS,
+    prepared_statement_error,
+    rerunnable,
+    translate_errors,
+)
 from sqlspec.adapters.psycopg.adk._jsonl import (
     COPY_STAGING,
     CREATE_STAGING,
@@ -67,11 +75,14 @@ class SyncStore(Generic[SchemaT]):
         broke (a write is not: it may have been applied). A write a read-only
         server refused (during a switchover) was not applied either: its
         connection is dropped and the write runs again, on each pooled
-        connection at most once, then on a new one.
+        connection at most once, then on a new one. A statement refused over
+        its prepared statement (a pooler in transaction mode) did not run: the
+        config stops preparing and it runs again, unprepared.
         """
         config = self.config.replica_or_primary if replica else self.config
         attempt = 1
         refused = 0
+        unprepared_rerun = True
         with translate_errors():
             while True:
                 try:
@@ -92,14 +103,25 @@ class SyncStore(Generic[SchemaT]):
                                     if statement.index_only:
                                         conn.execute(b"COMMIT")
                                 return cur.fetchall()
-                except psycopg.OperationalError as exc:
-                    if attempt == TRANSIENT_ATTEMPTS or not rerunnable(exc, read=read):
-                        raise
                 except psycopg.errors.ReadOnlySqlTransaction:
                     refused += 1
                     if refused > config.settings.max_size:
                         raise
                     continue
+                except psycopg.Error as exc:
+                    if unprepared_rerun and prepared_statement_error(exc):
+                        unprepared_rerun = False
+                        config.stop_preparing(
+                            f"the server refused a prepared statement ({exc.diag.message_primary}),"
+                            " as behind a connection pooler in transaction mode; the statement"
+                            " did not run and runs again unprepared",
+                            "set connection_config['pooler'] = 'transaction' to start that way",
+                        )
+                        continue
+                    if not isinstance(exc, psycopg.OperationalError):
+                        raise
+                    if attempt == TRANSIENT_ATTEMPTS or not rerunnable(exc, read=read):
+                        raise
                 attempt += 1
 
     def _one(
@@ -139,8 +161,8 @@ class SyncStore(Generic[SchemaT]):
             return latest, latest
         with translate_errors():
             with self.config.provide_connection() as conn, conn.transaction():
-                conn.execute(versions.lock.text)
-                conn.execute(versions.create_table.text)
+                conn.execute(versions.lock.text, prepare=False)
+                conn.execute(versions.create_table.text, prepare=False)
                 tables = _fetchone(conn, versions.tables_exist)
                 recorded = _fetchone(conn, versions.read)
                 assert tables is not None  # the statement always returns one row
@@ -148,17 +170,17 @@ class SyncStore(Generic[SchemaT]):
                 pending = pending_versions(current, latest)
                 for version in sorted(migrations) if repair else pending:
                     for statement in migrations[version]:
-                        conn.execute(statement.text)
-                conn.execute(versions.write.text, {"version": latest})
+                        conn.execute(statement.text, prepare=False)
+                conn.execute(versions.write.text, {"version": latest}, prepare=False)
         return current, latest
 
     def _run_ddl(self, versions: VersionStatements, statements: Sequence[Statement[Any]]) -> None:
         """Run schema statements in one transaction, under the schema lock."""
         with translate_errors():
             with self.config.provide_connection() as conn, conn.transaction():
-                conn.execute(versions.lock.text)
+                conn.execute(versions.lock.text, prepare=False)
                 for statement in statements:
-                    conn.execute(statement.text)
+                    conn.execute(statement.text, prepare=False)
 
     def _export_lines(
         self,
@@ -181,7 +203,7 @@ class SyncStore(Generic[SchemaT]):
         with translate_errors():
             config = self.config.replica_or_primary
             with config.provide_connection() as conn, conn.transaction():
-                conn.execute(EXPORT_SNAPSHOT)
+                conn.execute(EXPORT_SNAPSHOT, prepare=False)
                 for kind, statement in statements:
                     with conn.cursor(
                         name=f"sqlspec_export_{kind}", row_factory=statement.row_factory
@@ -215,7 +237,7 @@ class SyncStore(Generic[SchemaT]):
             with self.config.provide_connection() as conn, conn.transaction():
                 staged = 0
                 with conn.cursor() as cur:
-                    cur.execute(CREATE_STAGING.text)
+                    cur.execute(CREATE_STAGING.text, prepare=False)
                     with cur.copy(COPY_STAGING) as copy:
                         for line in lines:
                             text = staged_line(line)
@@ -225,7 +247,7 @@ class SyncStore(Generic[SchemaT]):
                 if not staged and not when_empty:
                     return None
                 with conn.cursor(row_factory=statement.row_factory) as cur:
-                    cur.execute(statement.text, params())
+                    cur.execute(statement.text, params(), prepare=False)
                     return cur.fetchone()
 
     def close(self) -> None:
@@ -238,5 +260,5 @@ def _fetchone(
 ) -> Row | None:
     """One row of ``statement``, on a connection already in a transaction."""
     with conn.cursor(row_factory=statement.row_factory) as cur:
-        cur.execute(statement.text, params)
+        cur.execute(statement.text, params, prepare=False)
         return cur.fetchone()
