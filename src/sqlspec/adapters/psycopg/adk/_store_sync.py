@@ -35,7 +35,7 @@ from sqlspec.adapters.psycopg.adk._versions import (
     recorded_version,
 )
 
-__all__ = ["SyncStore"]
+__all__ = ["SyncStore", "fetchone"]
 
 Row = TypeVar("Row")
 SchemaT = TypeVar("SchemaT", bound=WingSchema)
@@ -127,8 +127,8 @@ class SyncStore(Generic[SchemaT]):
             with self.config.provide_connection() as conn, conn.transaction():
                 conn.execute(versions.lock.text)
                 conn.execute(versions.create_table.text)
-                tables = _fetchone(conn, versions.tables_exist)
-                recorded = _fetchone(conn, versions.read)
+                tables = fetchone(conn, versions.tables_exist)
+                recorded = fetchone(conn, versions.read)
                 assert tables is not None  # the statement always returns one row
                 current = recorded_version(recorded, tables)
                 pending = pending_versions(current, latest)
@@ -215,7 +215,7 @@ class SyncStore(Generic[SchemaT]):
         self.config.close()
 
 
-def _fetchone(
+def fetchone(
     conn: Connection[Any], statement: Statement[Row], params: Mapping[str, Any] | None = None
 ) -> Row | None:
     """One row of ``statement``, on a connection already in a transaction."""
