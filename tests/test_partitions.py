@@ -172,6 +172,18 @@ def test_prune_without_a_cutoff_drops_only_months_of_expired_sessions(
     assert not exists(dsn, partition(2))
 
 
+def test_prune_behind_a_long_reader_deletes_the_month_by_rows(
+    dsn: str, store: PsycopgSyncADKStore
+) -> None:
+    make_month(dsn, 2)
+    old_session(store, "s", month(2) + timedelta(days=1), events=3)
+    with psycopg.connect(dsn) as reader:  # an export, say: a transaction reading events
+        reader.execute("SELECT count(*) FROM adk_events")
+        assert store.prune(older_than=WEEK) == (1, 3)
+    assert exists(dsn, partition(2))
+    assert store.get_session(app_name="a", user_id="u", session_id="s") is None
+
+
 def test_prune_of_one_app_deletes_rows_and_keeps_the_month(
     dsn: str, store: PsycopgSyncADKStore
 ) -> None:

@@ -644,6 +644,15 @@ def delete_month(n: dict[str, sql.Composable]) -> Statement[int]:
     )
 
 
+#: How long prune waits to detach a month before leaving it to be deleted by rows: a
+#: detach queued behind a long reader (an export) would hold every append behind it.
+DETACH_LOCK_TIMEOUT = "2s"
+#: The transaction's lock timeout, to put back after a detach.
+CURRENT_LOCK_TIMEOUT = scalar(sql.SQL("SELECT current_setting('lock_timeout')"))
+#: Sets the lock timeout to ``%(lock_timeout)s`` for the rest of the transaction.
+SET_LOCK_TIMEOUT = scalar(sql.SQL("SELECT set_config('lock_timeout', %(lock_timeout)s, true)"))
+
+
 def detach_partition(n: dict[str, sql.Composable], partition: str) -> Statement[Any]:
     """Take one month out of the events table; its rows stay in the detached table."""
     return scalar(

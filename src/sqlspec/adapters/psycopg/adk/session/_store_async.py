@@ -23,7 +23,13 @@ from sqlspec.adapters.psycopg.adk._errors import translate_errors
 from sqlspec.adapters.psycopg.adk._jsonl import Progress, TextSink
 from sqlspec.adapters.psycopg.adk._store_async import AsyncStore, fetchone
 from sqlspec.adapters.psycopg.adk.session._schema import SessionSchema
-from sqlspec.adapters.psycopg.adk.session._statements import count_rows, drop_table
+from sqlspec.adapters.psycopg.adk.session._statements import (
+    CURRENT_LOCK_TIMEOUT,
+    DETACH_LOCK_TIMEOUT,
+    SET_LOCK_TIMEOUT,
+    count_rows,
+    drop_table,
+)
 from sqlspec.adapters.psycopg.adk.session._store_base import (
     EventBatch,
     SessionStoreBase,
@@ -141,8 +147,9 @@ class PsycopgAsyncADKStore(SessionStoreBase, AsyncStore[SessionSchema]):
         ones until commit), its sessions locked and checked again, then it is
         dropped and its sessions deleted. A month with a live session is put back
         (the savepoint rolls the detach back); its prunable sessions go by rows
-        with every other one. All in one transaction, with the same answer as
-        deleting by rows.
+        with every other one. So does a month whose detach waited past
+        :data:`DETACH_LOCK_TIMEOUT` behind another transaction. All in one
+        transaction, with the same answer as deleting by rows.
         """
         statements = self.statements
         sessions = events = 0
@@ -154,16 +161,25 @@ class PsycopgAsyncADKStore(SessionStoreBase, AsyncStore[SessionSchema]):
                 ) as cur:
                     await cur.execute(statements.prunable_partitions.text, params)
                     months = await cur.fetchall()
+                waited = {"lock_timeout": await fetchone(conn, CURRENT_LOCK_TIMEOUT)}
                 for month in months:
                     bounds = {**params, "lo": month.lo, "hi": month.hi}
-                    async with conn.transaction() as savepoint:
-                        await conn.execute(statements.detach_partition(month.name).text)
-                        lock = await fetchone(conn, statements.lock_month, bounds)
-                        if lock is None or lock.live:
-                            raise psycopg.Rollback(savepoint)
-                        events += await fetchone(conn, count_rows(month.name)) or 0
-                        await conn.execute(drop_table(month.name).text)
-                        sessions += await fetchone(conn, statements.delete_month, bounds) or 0
+                    try:
+                        async with conn.transaction() as savepoint:
+                            await conn.execute(
+                                SET_LOCK_TIMEOUT.text, {"lock_timeout": DETACH_LOCK_TIMEOUT}
+                            )
+                            await conn.execute(statements.detach_partition(month.name).text)
+                            await conn.execute(SET_LOCK_TIMEOUT.text, waited)
+                            lock = await fetchone(conn, statements.lock_month, bounds)
+                            if lock is None or lock.live:
+                                raise psycopg.Rollback(savepoint)
+                            events += await fetchone(conn, count_rows(month.name)) or 0
+                            await conn.execute(drop_table(month.name).text)
+                            deleted = await fetchone(conn, statements.delete_month, bounds)
+                            sessions += deleted or 0
+                    except psycopg.errors.LockNotAvailable:
+                        continue
                 rest = await fetchone(conn, statements.prune, params)
         if rest is not None:
             sessions, events = sessions + rest.sessions, events + rest.events
