@@ -141,6 +141,8 @@ def test_append_finds_the_session_and_its_revision_through_indexes(
     assert session is not None
     params = append_params(session, said(EVENTS), revision=1)
     assert_served_by_indexes(plan_of(dsn, store.statements.append_event, params), 0)
+    without_app = store.statements.append_event_without_app
+    assert_served_by_indexes(plan_of(dsn, without_app, params), 0)
     revision = {"app_name": "app", "user_id": "u0", "session_id": "big"}
     assert_served_by_indexes(plan_of(dsn, store.statements.session_revision, revision), 1)
 
@@ -167,6 +169,9 @@ def test_create_list_delete_and_user_state_read_no_table_whole(
     dsn, store = loaded
     create = store.create_params("app", "u0", {"k": 1, "app:a": 1, "user:u": 1}, "new", None)
     assert_served_by_indexes(plan_of(dsn, store.statements.create_session, create), 0)
+    create = store.create_params("app", "u0", {"k": 1, "user:u": 1}, "new", None)
+    without_app = store.statements.create_session_without_app
+    assert_served_by_indexes(plan_of(dsn, without_app, create), 0)
     statement, params = store.list_params("app", "u1", None, None, "update_time")
     assert_served_by_indexes(plan_of(dsn, statement, params), 0)
     key = {"app_name": "app", "user_id": "u0", "session_id": "s3"}

@@ -113,8 +113,8 @@ MULTI_SHARD: dict[str, str] = {
 }
 
 _APP_STATE_WRITE = (
-    "upserts app: state into the reference table in the same statement; on Citus an "
-    "append or create carrying an app: delta writes every node"
+    "the variant for an app: delta upserts the reference table in the same statement: "
+    "on Citus it writes every node (the _without_app variant, for every other call, does not)"
 )
 _SHARED_BLOBS = (
     "artifact content is kept once per SHA-256 across users: blobs and chunks need "

@@ -152,21 +152,29 @@ def bump_revision(
     )
 
 
-def state_upserts(n: dict[str, sql.Composable], gate: str) -> sql.Composable:
+#: CTE ``new_app``: merge ``%(app_delta)s`` into the app's state if CTE {gate} returned a row.
+_APP_UPSERT = """new_app AS (
+    INSERT INTO {app_states} AS t (app_name, state)
+    SELECT %(app_name)s, %(app_delta)s::jsonb FROM {gate}
+    WHERE %(app_delta)s::jsonb IS NOT NULL
+    ON CONFLICT (app_name) DO UPDATE
+        SET state = t.state || EXCLUDED.state, update_time = now()
+    RETURNING t.state
+)"""
+#: CTE ``new_app`` of a statement for calls without an ``app:`` delta: it writes nothing,
+#: and names no app-states table to write (on Citus, a reference table: every node).
+_NO_APP_UPSERT = "new_app AS (SELECT NULL::jsonb AS state WHERE false)"
+
+
+def state_upserts(n: dict[str, sql.Composable], gate: str, *, app: bool = True) -> sql.Composable:
     """CTEs ``new_app`` and ``new_user`` merging ``%(app_delta)s``/``%(user_delta)s``.
 
     They write only if CTE ``gate`` returned a row. Every statement reads them app
     row first, then user row, so concurrent writers lock in one order (no deadlock).
+    Without ``app``, ``new_app`` is empty whatever ``%(app_delta)s`` holds.
     """
     return sql.SQL(
-        """new_app AS (
-            INSERT INTO {app_states} AS t (app_name, state)
-            SELECT %(app_name)s, %(app_delta)s::jsonb FROM {gate}
-            WHERE %(app_delta)s::jsonb IS NOT NULL
-            ON CONFLICT (app_name) DO UPDATE
-                SET state = t.state || EXCLUDED.state, update_time = now()
-            RETURNING t.state
-        ), new_user AS (
+        """{new_app}, new_user AS (
             INSERT INTO {user_states} AS t (app_name, user_id, state)
             SELECT %(app_name)s, %(user_id)s, %(user_delta)s::jsonb FROM {gate}
             WHERE %(user_delta)s::jsonb IS NOT NULL
@@ -174,7 +182,13 @@ def state_upserts(n: dict[str, sql.Composable], gate: str) -> sql.Composable:
                 SET state = t.state || EXCLUDED.state, update_time = now()
             RETURNING t.state
         )"""
-    ).format(gate=sql.Identifier(gate), **n)
+    ).format(
+        new_app=sql.SQL(_APP_UPSERT if app else _NO_APP_UPSERT).format(
+            gate=sql.Identifier(gate), **n
+        ),
+        gate=sql.Identifier(gate),
+        **n,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,8 +201,11 @@ class CreatedSession:
     user_state: str | None
 
 
-def create_session(n: dict[str, sql.Composable]) -> Statement[CreatedSession]:
-    """Insert a session and apply its app/user deltas, all or nothing; no row: the id is taken."""
+def create_session(n: dict[str, sql.Composable], *, app: bool = True) -> Statement[CreatedSession]:
+    """Insert a session and apply its app/user deltas, all or nothing; no row: the id is taken.
+
+    Without ``app``: for a session with no ``app:`` key.
+    """
     return Statement(
         sql.SQL(
             """WITH new_session AS (
@@ -209,7 +226,7 @@ def create_session(n: dict[str, sql.Composable]) -> Statement[CreatedSession]:
                           WHERE app_name = %(app_name)s AND user_id = %(user_id)s))::text
                     AS user_state
             FROM new_session n"""
-        ).format(upserts=state_upserts(n, "new_session"), **n),
+        ).format(upserts=state_upserts(n, "new_session", app=app), **n),
         class_row(CreatedSession),
     )
 
@@ -390,8 +407,12 @@ class AppendOutcome:
     stored_event: str | None
 
 
-def append_event(n: dict[str, sql.Composable], *, partitioned: bool) -> Statement[AppendOutcome]:
+def append_event(
+    n: dict[str, sql.Composable], *, partitioned: bool, app: bool = True
+) -> Statement[AppendOutcome]:
     """Check the revision, write the event and every state delta, all in one statement.
+
+    Without ``app``: for an event with no ``app:`` delta.
 
     The UPDATE's row lock makes a second writer from the same revision match no
     row, and the events primary key refuses an id stored before (the statement
@@ -422,7 +443,7 @@ def append_event(n: dict[str, sql.Composable], *, partitioned: bool) -> Statemen
             insert_columns=insert.columns,
             insert_values=insert.values,
             insert_record=insert.record,
-            upserts=state_upserts(n, "bumped"),
+            upserts=state_upserts(n, "bumped", app=app),
             bump=bump_revision(n, checked=True, created=partitioned),
             event_json=event_json(),
             live=LIVE,
@@ -894,9 +915,11 @@ class SessionStatements:
         n: dict[str, sql.Composable] = dict(tables.identifiers())
         self._names = n
         self.create_session = create_session(n)
+        self.create_session_without_app = create_session(n, app=False)
         self.delete_session = delete_session(n)
         self.get_user_state = get_user_state(n)
         self.append_event = append_event(n, partitioned=partitioned)
+        self.append_event_without_app = append_event(n, partitioned=partitioned, app=False)
         self.stored_event = stored_event(n)
         self.session_revision = session_revision(n)
         self.count_prunable = count_prunable(n)

@@ -203,7 +203,10 @@ class PsycopgAsyncADKStore(SessionStoreBase, AsyncStore[SessionSchema]):
             AlreadyExistsError: the app and user already have a session with this id.
         """
         params = self.create_params(app_name, user_id, state, session_id, ttl)
-        created = await self._one(self.statements.create_session, params)
+        create = self.statements.create_session
+        if params["app_delta"] is None:
+            create = self.statements.create_session_without_app
+        created = await self._one(create, params)
         if created is None:
             raise AlreadyExistsError(f"Session with id {params['session_id']} already exists.")
         return _codec.build_session(
@@ -283,7 +286,10 @@ class PsycopgAsyncADKStore(SessionStoreBase, AsyncStore[SessionSchema]):
             revision = await self._marker_less_revision(session)
         params = append_params(session, event, revision)
         try:
-            outcome = await self._one(self.statements.append_event, params)
+            append = self.statements.append_event
+            if params["app_delta"] is None:
+                append = self.statements.append_event_without_app
+            outcome = await self._one(append, params)
         except psycopg.errors.UniqueViolation:
             # The event id is stored already and nothing was written: learn whether
             # this is a retry of the same event (a second round trip, on this path only).

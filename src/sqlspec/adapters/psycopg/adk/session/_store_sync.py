@@ -204,7 +204,10 @@ class PsycopgSyncADKStore(SessionStoreBase, SyncStore[SessionSchema]):
             AlreadyExistsError: the app and user already have a session with this id.
         """
         params = self.create_params(app_name, user_id, state, session_id, ttl)
-        created = self._one(self.statements.create_session, params)
+        create = self.statements.create_session
+        if params["app_delta"] is None:
+            create = self.statements.create_session_without_app
+        created = self._one(create, params)
         if created is None:
             raise AlreadyExistsError(f"Session with id {params['session_id']} already exists.")
         return _codec.build_session(
@@ -282,7 +285,10 @@ class PsycopgSyncADKStore(SessionStoreBase, SyncStore[SessionSchema]):
             revision = self._marker_less_revision(session)
         params = append_params(session, event, revision)
         try:
-            outcome = self._one(self.statements.append_event, params)
+            append = self.statements.append_event
+            if params["app_delta"] is None:
+                append = self.statements.append_event_without_app
+            outcome = self._one(append, params)
         except psycopg.errors.UniqueViolation:
             # The event id is stored already and nothing was written: learn whether
             # this is a retry of the same event (a second round trip, on this path only).
