@@ -10,10 +10,12 @@ import json
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
+from urllib.parse import urlencode
 
 import psycopg
 import pytest
 from google.adk.events.event import Event
+from psycopg.conninfo import conninfo_to_dict
 from typer.testing import CliRunner
 
 from conftest import pool_config
@@ -21,6 +23,7 @@ from sqlspec import ImproperConfigurationError
 from sqlspec.adapters.psycopg import PsycopgSyncConfig
 from sqlspec.adapters.psycopg.adk import PsycopgSyncADKStore
 from sqlspec.cli import app
+from sqlspec.registry import parse_service_uri
 
 WEEK = timedelta(days=7)
 
@@ -206,6 +209,18 @@ def test_cli_prune_drops_months_of_a_partitioned_table(
     assert result.exit_code == 0, result.output
     assert "Deleted 1 session(s) and 2 event(s)" in result.stdout
     assert not exists(dsn, partition(3))
+
+
+def test_a_service_uri_asks_for_partitioned_events(dsn: str) -> None:
+    uri = "sqlspec:///?" + urlencode({**conninfo_to_dict(dsn), "partitioned_events": "true"})
+    assert parse_service_uri(uri).store_options == {"partitioned_events": True}
+    runner = CliRunner(env={"NO_COLOR": "1", "SQLSPEC_DSN": None})
+    for command in ("init", "migrate"):
+        result = runner.invoke(app, [command, "--dsn", uri])
+        assert result.exit_code == 0, result.output
+    assert exists(dsn, "adk_events_default")
+    with pytest.raises(ImproperConfigurationError, match="true or false"):
+        parse_service_uri("sqlspec://h/db?partitioned_events=maybe")
 
 
 @pytest.fixture
