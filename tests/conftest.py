@@ -107,9 +107,15 @@ def sync_store(sync_config: PsycopgSyncConfig) -> PsycopgSyncADKStore:
 
 
 async def store_service(kind: str, dsn: str) -> AsyncIterator[Any]:
-    """A service over a fresh ``kind`` ("async" or "sync") store on ``dsn``, closed after."""
-    if kind == "async":
-        async_store = PsycopgAsyncADKStore(PsycopgAsyncConfig(connection_config=pool_config(dsn)))
+    """A service over a fresh ``kind`` store on ``dsn``, closed after.
+
+    ``kind``: "async", "sync", or "partitioned" (async, events partitioned by month).
+    """
+    if kind in ("async", "partitioned"):
+        async_store = PsycopgAsyncADKStore(
+            PsycopgAsyncConfig(connection_config=pool_config(dsn)),
+            partitioned_events=kind == "partitioned",
+        )
         await async_store.create_tables()
         async with SQLSpecSessionService(async_store) as async_service:
             yield async_service
@@ -130,6 +136,8 @@ async def db_service(request: pytest.FixtureRequest, dsn: str) -> AsyncIterator[
 @pytest.fixture(params=["async", "sync", "memory"])
 async def service(request: pytest.FixtureRequest, dsn: str) -> AsyncIterator[Any]:
     """The session service under test: over each store, and ADK's in-memory reference.
+
+    A module can ask for "partitioned" too: the async store with events partitioned by month.
 
     Every method is awaited in the tests, whichever backend: the sync-store
     service returns awaitables inside a running loop.

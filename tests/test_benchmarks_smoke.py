@@ -158,3 +158,14 @@ def test_the_artifacts_scenario_compares_save_and_load_with_adks_services(
     ]
     assert all(row["extra"].startswith("peak RSS ") for row in commands)
     assert all(row["extra"].endswith(" MB/s") for row in rows)
+
+
+def test_the_prune_benchmark_prunes_both_copies_alike(server_dsn: str) -> None:
+    args = [sys.executable, "-m", "benchmarks.prune_partitions", "--dsn", server_dsn]
+    args += ["--events", "2000", "--per-session", "20"]
+    proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    deleted = "deleted 100 sessions, 2,000 events; 10,000 events left"
+    assert "by rows     : prune" in proc.stdout
+    assert "by partition: prune" in proc.stdout
+    assert proc.stdout.count(deleted) == 2, proc.stdout

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import math
 import time
+from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -29,6 +30,8 @@ from google.adk.sessions.base_session_service import GetSessionConfig
 from google.adk.sessions.in_memory_session_service import InMemorySessionService
 from google.adk.sessions.session import Session
 from google.genai import types
+
+from conftest import store_service
 
 APP = "contract_app"
 OTHER_APP = "contract_other_app"
@@ -46,6 +49,20 @@ _REFERENCE_APPEND_ORDER_TIES = (
 )
 
 
+#: The stores the suite runs on: with plain events (async and sync), and partitioned by month.
+STORES = ("async", "sync", "partitioned")
+
+
+@pytest.fixture(params=[*STORES, "memory"])
+async def service(request: pytest.FixtureRequest, dsn: str) -> AsyncIterator[Any]:
+    """The service over each store, and ADK's in-memory reference (conftest's, plus partitioned)."""
+    if request.param == "memory":
+        yield InMemorySessionService()
+        return
+    async for store_backed in store_service(request.param, dsn):
+        yield store_backed
+
+
 def our_stores_and_reference_xfail(
     reason: str, raises: type[BaseException]
 ) -> pytest.MarkDecorator:
@@ -53,8 +70,7 @@ def our_stores_and_reference_xfail(
     return pytest.mark.parametrize(
         "service",
         [
-            "async",
-            "sync",
+            *STORES,
             pytest.param(
                 "memory", marks=pytest.mark.xfail(strict=True, raises=raises, reason=reason)
             ),

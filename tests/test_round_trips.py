@@ -162,15 +162,18 @@ def _check_one_trip_each(
 # ------------------------------------------------------------------- fixtures
 
 
-@pytest.fixture(params=CONFIGS)
+@pytest.fixture(
+    params=[*CONFIGS, pytest.param({"partitioned_events": True}, id="partitioned-events")]
+)
 async def async_counted(
     request: pytest.FixtureRequest, dsn: str
 ) -> AsyncIterator[tuple[Any, RoundTripCounter]]:
-    extra: dict[str, Any] = request.param
+    extra: dict[str, Any] = dict(request.param)
+    partitioned = extra.pop("partitioned_events", False)
     config = PsycopgAsyncConfig(
         connection_config={"conninfo": dsn, "min_size": 1, "max_size": 4, **extra}
     )
-    store = PsycopgAsyncADKStore(config)
+    store = PsycopgAsyncADKStore(config, partitioned_events=partitioned)
     await store.create_tables()
     counter = RoundTripCounter(config)
     await counter.take()

@@ -37,7 +37,8 @@ The URI is a PostgreSQL URL whose scheme is one of :data:`SCHEMES`; its query ma
 carry pool settings (``min_size``, ``max_size``, ``timeout``, ...), ``command_timeout``,
 ``pooler`` (``pooler=transaction`` behind PgBouncer in transaction mode), the session
 store's options (``session_table``, ``events_table``, ``app_state_table``,
-``user_state_table``, a default ``session_ttl``: ``30d``, ``12h``, or seconds), the
+``user_state_table``, a default ``session_ttl``: ``30d``, ``12h``, or seconds,
+``partitioned_events=true``), the
 memory store's (``memory_table``, ``text_search_config``), the artifact store's
 (``artifact_table``, ``file_table``, ``blob_table``, ``chunk_table``,
 ``max_artifact_bytes``), ``create_tables=false`` and ``replica``, a read
@@ -111,6 +112,7 @@ SESSION_OPTIONS = (
     "app_state_table",
     "user_state_table",
     "session_ttl",
+    "partitioned_events",
 )
 MEMORY_OPTIONS = ("memory_table", "text_search_config")
 ARTIFACT_OPTIONS = (
@@ -266,6 +268,8 @@ def parse_service_uri(uri: str, **options: Any) -> ServiceURI:
             store_options[key] = ttl if ttl > timedelta(0) else None
         elif key == "max_artifact_bytes":
             store_options[key] = _typed(key, value, (int,))
+        elif key == "partitioned_events":
+            store_options[key] = _to_bool(key, value)
         elif key in SESSION_OPTIONS or key in MEMORY_OPTIONS or key in ARTIFACT_OPTIONS:
             store_options[key] = value
         elif key == "create_tables":

@@ -38,6 +38,7 @@ from sqlspec.adapters.psycopg.adk._versions import (
 from sqlspec.adapters.psycopg.adk.session import _encoding
 from sqlspec.adapters.psycopg.adk.session._schema import (
     EVENT_COLUMNS,
+    PARTITION_SUFFIX_BYTES,
     SCHEMA_VERSION,
     SessionSchema,
     TableNames,
@@ -74,6 +75,10 @@ def session_statements(tables: TableNames) -> dict[str, Statement[Any]]:
     """Every statement the session store runs per call, by name (all listing variants too)."""
     statements = SessionStatements(tables)
     found = {k: v for k, v in vars(statements).items() if isinstance(v, Statement)}
+    if len(tables.events) <= MAX_IDENTIFIER_BYTES - PARTITION_SUFFIX_BYTES:
+        partitioned = SessionStatements(tables, partitioned=True)
+        for name in ("append_event", "import_events", "import_staged"):
+            found[f"partitioned.{name}"] = getattr(partitioned, name)
     found.update({f"export.{kind}": st for kind, st in statements.export})
     for of_user, order_by, paged in itertools.product((False, True), LIST_ORDERS, (False, True)):
         found[f"list_sessions({of_user}, {order_by}, {paged})"] = statements.list_sessions(
@@ -96,6 +101,10 @@ def schema_statements(tables: TableNames) -> dict[str, Statement[Any]]:
     found: dict[str, Statement[Any]] = {"objects": schema.objects}
     for version, ddl in schema.migrations.items():
         found.update({f"migrations[{version}][{i}]": st for i, st in enumerate(ddl)})
+    if len(tables.events) <= MAX_IDENTIFIER_BYTES - PARTITION_SUFFIX_BYTES:
+        partitioned = SessionSchema(tables, partitioned=True)
+        for i, st in enumerate(partitioned.migrations[1]):
+            found[f"partitioned.migrations[1][{i}]"] = st
     found.update(
         {f"versions.{k}": v for k, v in vars(schema.versions).items() if isinstance(v, Statement)}
     )
@@ -120,7 +129,7 @@ def test_the_statement_catalogue_finds_every_kind() -> None:
         "import_events",
         "prune",
     } <= set(statements)
-    assert len(statements) == 12 + 4 + 8 + 4 + 4 + 1
+    assert len(statements) == 18 + 3 + 4 + 8 + 4 + 4 + 1
     schema = schema_statements(TableNames())
     assert {"objects", "migrations[1][0]", "migrations[2][0]", "versions.tables_exist"} <= set(
         schema

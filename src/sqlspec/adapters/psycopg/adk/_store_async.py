@@ -40,7 +40,7 @@ from sqlspec.adapters.psycopg.adk._versions import (
     recorded_version,
 )
 
-__all__ = ["AsyncStore"]
+__all__ = ["AsyncStore", "fetchone"]
 
 Row = TypeVar("Row")
 SchemaT = TypeVar("SchemaT", bound=WingSchema)
@@ -162,8 +162,8 @@ class AsyncStore(Generic[SchemaT]):
             async with self.config.provide_connection() as conn, conn.transaction():
                 await conn.execute(versions.lock.text, prepare=False)
                 await conn.execute(versions.create_table.text, prepare=False)
-                tables = await _fetchone(conn, versions.tables_exist)
-                recorded = await _fetchone(conn, versions.read)
+                tables = await fetchone(conn, versions.tables_exist)
+                recorded = await fetchone(conn, versions.read)
                 assert tables is not None  # the statement always returns one row
                 current = recorded_version(recorded, tables)
                 pending = pending_versions(current, latest)
@@ -256,7 +256,7 @@ class AsyncStore(Generic[SchemaT]):
         await self.config.close()
 
 
-async def _fetchone(
+async def fetchone(
     conn: AsyncConnection[Any], statement: Statement[Row], params: Mapping[str, Any] | None = None
 ) -> Row | None:
     """One row of ``statement``, on a connection already in a transaction."""

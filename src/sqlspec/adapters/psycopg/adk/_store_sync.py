@@ -43,7 +43,7 @@ from sqlspec.adapters.psycopg.adk._versions import (
     recorded_version,
 )
 
-__all__ = ["SyncStore"]
+__all__ = ["SyncStore", "fetchone"]
 
 Row = TypeVar("Row")
 SchemaT = TypeVar("SchemaT", bound=WingSchema)
@@ -163,8 +163,8 @@ class SyncStore(Generic[SchemaT]):
             with self.config.provide_connection() as conn, conn.transaction():
                 conn.execute(versions.lock.text, prepare=False)
                 conn.execute(versions.create_table.text, prepare=False)
-                tables = _fetchone(conn, versions.tables_exist)
-                recorded = _fetchone(conn, versions.read)
+                tables = fetchone(conn, versions.tables_exist)
+                recorded = fetchone(conn, versions.read)
                 assert tables is not None  # the statement always returns one row
                 current = recorded_version(recorded, tables)
                 pending = pending_versions(current, latest)
@@ -255,7 +255,7 @@ class SyncStore(Generic[SchemaT]):
         self.config.close()
 
 
-def _fetchone(
+def fetchone(
     conn: Connection[Any], statement: Statement[Row], params: Mapping[str, Any] | None = None
 ) -> Row | None:
     """One row of ``statement``, on a connection already in a transaction."""

@@ -17,6 +17,7 @@ from psycopg import sql
 from psycopg.rows import class_row
 
 from sqlspec.adapters.psycopg.adk._statement import (
+    MAX_IDENTIFIER_BYTES,
     Statement,
     derived_name,
     scalar,
@@ -111,11 +112,33 @@ class MissingObject:
     missing: bool
 
 
-class SessionSchema:
-    """The DDL of one :class:`TableNames`, by version, and what it creates."""
+#: A monthly partition's name is the events table's and this suffix (``_p202611``, ``_default``).
+PARTITION_SUFFIX_BYTES = 8
+#: Months, from the current one, that have their events partition made before they start.
+MONTHS_AHEAD = 3
 
-    def __init__(self, tables: TableNames) -> None:
+
+class SessionSchema:
+    """The DDL of one :class:`TableNames`, by version, and what it creates.
+
+    With ``partitioned``, the events table is partitioned by month of its
+    session's creation (``session_create_time``, copied from the session row), so
+    a month whose sessions are all prunable goes as one partition (see
+    ``docs/scale-out.md``). The choice is made when the tables are created.
+    """
+
+    def __init__(self, tables: TableNames, *, partitioned: bool = False) -> None:
         self.tables = tables
+        self.partitioned = partitioned
+        if (
+            partitioned
+            and len(tables.events.encode()) > MAX_IDENTIFIER_BYTES - PARTITION_SUFFIX_BYTES
+        ):
+            raise ImproperConfigurationError(
+                f"events_table {tables.events!r} is too long for partitioned events: its "
+                f"partitions add {PARTITION_SUFFIX_BYTES} bytes to it, within PostgreSQL's "
+                f"{MAX_IDENTIFIER_BYTES}-byte limit"
+            )
         self.versions = VersionStatements(tables.sessions)
         #: The secondary indexes the schema creates: index name -> table name.
         self.index_names: dict[str, str] = {
@@ -146,16 +169,38 @@ class SessionSchema:
             ),
             "exact_timestamp": exact_timestamp(),
             "fk_events": sql.Identifier(derived_name(tables.events, "session_fk")),
+            "partition_column": sql.SQL(""),
+            "partition_key": sql.SQL(""),
+            "partition_by": sql.SQL(""),
         }
+        if partitioned:
+            names.update(
+                partition_column=sql.SQL(" session_create_time TIMESTAMPTZ NOT NULL,"),
+                partition_key=sql.SQL(", session_create_time"),
+                partition_by=sql.SQL(" PARTITION BY RANGE (session_create_time)"),
+                events_default=sql.Identifier(f"{tables.events}_default"),
+            )
+        #: Creates the events partitions of this month and the next ones (partitioned only).
+        self.month_partitions = scalar(
+            sql.SQL(_MONTH_PARTITIONS).format(
+                parent=sql.Literal(tables.events),
+                prefix=sql.Literal(f"{tables.events}_p"),
+                months=sql.Literal(MONTHS_AHEAD - 1),
+            )
+        )
         #: The DDL that brings the schema to each version from the one before;
         #: creating the tables is migrating from nothing. Every statement is
         #: idempotent, so running them all again recreates what was dropped.
+        first = _VERSION_1 + (_DEFAULT_PARTITION if partitioned else ())
         self.migrations: dict[int, tuple[Statement[Any], ...]] = {
-            1: tuple(scalar(sql.SQL(ddl).format(**names)) for ddl in _VERSION_1),
+            1: tuple(scalar(sql.SQL(ddl).format(**names)) for ddl in first)
+            + ((self.month_partitions,) if partitioned else ()),
             2: tuple(scalar(sql.SQL(ddl).format(**names)) for ddl in _VERSION_2),
             3: tuple(scalar(sql.SQL(ddl).format(**names)) for ddl in _VERSION_3),
         }
         objects = [("table", name) for name in tables.all]
+        if partitioned:
+            objects.append(("table", f"{tables.events}_default"))
         objects += [("index", name) for name in self.index_names]
         #: Every table and index of the current version, and whether it is missing.
         self.objects = Statement(
@@ -202,11 +247,11 @@ _VERSION_1 = (
         interrupted BOOLEAN,
         error_code {text_field},
         error_message TEXT,
-        event_data JSON NOT NULL DEFAULT '{{}}'::json,
-        PRIMARY KEY (app_name, user_id, session_id, id),
+        event_data JSON NOT NULL DEFAULT '{{}}'::json,{partition_column}
+        PRIMARY KEY (app_name, user_id, session_id, id{partition_key}),
         CONSTRAINT {fk_events} FOREIGN KEY (app_name, user_id, session_id)
             REFERENCES {sessions} (app_name, user_id, id) ON DELETE CASCADE
-    )""",
+    ){partition_by}""",
     """CREATE INDEX IF NOT EXISTS {idx_events}
         ON {events} (app_name, user_id, session_id, "timestamp" ASC)""",
     """CREATE TABLE IF NOT EXISTS {app_states} (
@@ -243,3 +288,25 @@ _VERSION_3 = (
     """CREATE INDEX IF NOT EXISTS {idx_user_create_time}
         ON {sessions} (app_name, user_id, create_time, id)""",
 )
+
+#: Partitioned events: rows of a month without its partition (a session imported with
+#: an old creation time, or months past the last ones made) land here.
+_DEFAULT_PARTITION = ("CREATE TABLE IF NOT EXISTS {events_default} PARTITION OF {events} DEFAULT",)
+
+#: Each month's partition is made once, in UTC months. A month whose rows are already
+#: in the default partition (check_violation) is left there, where prune deletes by rows.
+_MONTH_PARTITIONS = """DO $$
+DECLARE
+    month timestamp;
+BEGIN
+    FOR i IN 0..{months} LOOP
+        month := date_trunc('month', now() AT TIME ZONE 'UTC') + make_interval(months => i);
+        BEGIN
+            EXECUTE format(
+                'CREATE TABLE IF NOT EXISTS %I PARTITION OF %I FOR VALUES FROM (%L) TO (%L)',
+                {prefix} || to_char(month, 'YYYYMM'), {parent},
+                month AT TIME ZONE 'UTC', (month + interval '1 month') AT TIME ZONE 'UTC');
+        EXCEPTION WHEN check_violation THEN NULL;
+        END;
+    END LOOP;
+END $$"""

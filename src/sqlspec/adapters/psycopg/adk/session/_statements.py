@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from google.adk.events.event import Event
 from google.adk.sessions.session import Session
@@ -82,7 +83,8 @@ class EventInsert:
 
     ``json_to_record`` parses the event once (``->`` would parse it per column) and
     hands back ``json`` members as the text they were written as. The FROM item
-    (alias ``r``) goes after the one that provides ``j``.
+    (alias ``r``) goes after the one that provides ``j``. With ``created`` (the
+    session's creation time), the row also fills partitioned events' partition key.
     """
 
     columns: sql.Composable
@@ -90,7 +92,7 @@ class EventInsert:
     record: sql.Composable
 
     @classmethod
-    def of(cls, j: sql.Composable) -> EventInsert:
+    def of(cls, j: sql.Composable, created: sql.Composable | None = None) -> EventInsert:
         types = {"text": "text", "boolean": "boolean", "json": "json", "json_text": "json"}
         fields: list[sql.Composable] = [sql.SQL("id text")]
         columns: list[sql.Composable] = [sql.Identifier("id")]
@@ -108,6 +110,9 @@ class EventInsert:
         columns.append(sql.Identifier("timestamp"))
         values.append(sql.SQL('to_timestamp(r."timestamp")'))
         in_columns = [sql.Literal(f) for f in ("id", *(f for _, f, _ in EVENT_COLUMNS))]
+        if created is not None:
+            columns.append(sql.Identifier("session_create_time"))
+            values.append(created)
         columns.append(sql.Identifier("event_data"))
         values.append(
             sql.SQL(
@@ -122,10 +127,13 @@ class EventInsert:
         )
 
 
-def bump_revision(n: dict[str, sql.Composable], *, checked: bool) -> sql.Composable:
+def bump_revision(
+    n: dict[str, sql.Composable], *, checked: bool, created: bool = False
+) -> sql.Composable:
     """Merge ``%(session_delta)s`` into a live session and bump its revision; return it.
 
-    ``checked``: only if the session is still at ``%(revision)s``.
+    ``checked``: only if the session is still at ``%(revision)s``; ``created``:
+    return its ``create_time`` too (partitioned events' partition key).
     """
     return sql.SQL(
         """UPDATE {sessions} SET
@@ -135,25 +143,38 @@ def bump_revision(n: dict[str, sql.Composable], *, checked: bool) -> sql.Composa
             revision = revision + 1
         WHERE app_name = %(app_name)s AND user_id = %(user_id)s AND id = %(session_id)s
           {revision} AND {live}
-        RETURNING revision"""
-    ).format(revision=sql.SQL("AND revision = %(revision)s" if checked else ""), live=LIVE, **n)
+        RETURNING revision{created}"""
+    ).format(
+        revision=sql.SQL("AND revision = %(revision)s" if checked else ""),
+        created=sql.SQL(", create_time" if created else ""),
+        live=LIVE,
+        **n,
+    )
 
 
-def state_upserts(n: dict[str, sql.Composable], gate: str) -> sql.Composable:
+#: CTE ``new_app``: merge ``%(app_delta)s`` into the app's state if CTE {gate} returned a row.
+_APP_UPSERT = """new_app AS (
+    INSERT INTO {app_states} AS t (app_name, state)
+    SELECT %(app_name)s, %(app_delta)s::jsonb FROM {gate}
+    WHERE %(app_delta)s::jsonb IS NOT NULL
+    ON CONFLICT (app_name) DO UPDATE
+        SET state = t.state || EXCLUDED.state, update_time = now()
+    RETURNING t.state
+)"""
+#: CTE ``new_app`` of a statement for calls without an ``app:`` delta: it writes nothing,
+#: and names no app-states table to write (on Citus, a reference table: every node).
+_NO_APP_UPSERT = "new_app AS (SELECT NULL::jsonb AS state WHERE false)"
+
+
+def state_upserts(n: dict[str, sql.Composable], gate: str, *, app: bool = True) -> sql.Composable:
     """CTEs ``new_app`` and ``new_user`` merging ``%(app_delta)s``/``%(user_delta)s``.
 
     They write only if CTE ``gate`` returned a row. Every statement reads them app
     row first, then user row, so concurrent writers lock in one order (no deadlock).
+    Without ``app``, ``new_app`` is empty whatever ``%(app_delta)s`` holds.
     """
     return sql.SQL(
-        """new_app AS (
-            INSERT INTO {app_states} AS t (app_name, state)
-            SELECT %(app_name)s, %(app_delta)s::jsonb FROM {gate}
-            WHERE %(app_delta)s::jsonb IS NOT NULL
-            ON CONFLICT (app_name) DO UPDATE
-                SET state = t.state || EXCLUDED.state, update_time = now()
-            RETURNING t.state
-        ), new_user AS (
+        """{new_app}, new_user AS (
             INSERT INTO {user_states} AS t (app_name, user_id, state)
             SELECT %(app_name)s, %(user_id)s, %(user_delta)s::jsonb FROM {gate}
             WHERE %(user_delta)s::jsonb IS NOT NULL
@@ -161,7 +182,13 @@ def state_upserts(n: dict[str, sql.Composable], gate: str) -> sql.Composable:
                 SET state = t.state || EXCLUDED.state, update_time = now()
             RETURNING t.state
         )"""
-    ).format(gate=sql.Identifier(gate), **n)
+    ).format(
+        new_app=sql.SQL(_APP_UPSERT if app else _NO_APP_UPSERT).format(
+            gate=sql.Identifier(gate), **n
+        ),
+        gate=sql.Identifier(gate),
+        **n,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,8 +201,11 @@ class CreatedSession:
     user_state: str | None
 
 
-def create_session(n: dict[str, sql.Composable]) -> Statement[CreatedSession]:
-    """Insert a session and apply its app/user deltas, all or nothing; no row: the id is taken."""
+def create_session(n: dict[str, sql.Composable], *, app: bool = True) -> Statement[CreatedSession]:
+    """Insert a session and apply its app/user deltas, all or nothing; no row: the id is taken.
+
+    Without ``app``: for a session with no ``app:`` key.
+    """
     return Statement(
         sql.SQL(
             """WITH new_session AS (
@@ -196,7 +226,7 @@ def create_session(n: dict[str, sql.Composable]) -> Statement[CreatedSession]:
                           WHERE app_name = %(app_name)s AND user_id = %(user_id)s))::text
                     AS user_state
             FROM new_session n"""
-        ).format(upserts=state_upserts(n, "new_session"), **n),
+        ).format(upserts=state_upserts(n, "new_session", app=app), **n),
         class_row(CreatedSession),
     )
 
@@ -377,14 +407,18 @@ class AppendOutcome:
     stored_event: str | None
 
 
-def append_event(n: dict[str, sql.Composable]) -> Statement[AppendOutcome]:
+def append_event(
+    n: dict[str, sql.Composable], *, partitioned: bool, app: bool = True
+) -> Statement[AppendOutcome]:
     """Check the revision, write the event and every state delta, all in one statement.
+
+    Without ``app``: for an event with no ``app:`` delta.
 
     The UPDATE's row lock makes a second writer from the same revision match no
     row, and the events primary key refuses an id stored before (the statement
     then fails whole).
     """
-    insert = EventInsert.of(sql.SQL("ev.j"))
+    insert = EventInsert.of(sql.SQL("ev.j"), sql.SQL("bumped.create_time") if partitioned else None)
     return Statement(
         sql.SQL(
             """WITH ev AS (SELECT %(event)s::json AS j),
@@ -409,8 +443,8 @@ def append_event(n: dict[str, sql.Composable]) -> Statement[AppendOutcome]:
             insert_columns=insert.columns,
             insert_values=insert.values,
             insert_record=insert.record,
-            upserts=state_upserts(n, "bumped"),
-            bump=bump_revision(n, checked=True),
+            upserts=state_upserts(n, "bumped", app=app),
+            bump=bump_revision(n, checked=True, created=partitioned),
             event_json=event_json(),
             live=LIVE,
             **n,
@@ -488,13 +522,17 @@ class Pruned:
     events: int
 
 
+#: Whether a session ``s`` is idle since ``%(idle_since)s`` (if given) or expired; may be null.
+_PRUNABLE = sql.SQL(
+    """((%(idle_since)s::timestamptz IS NOT NULL AND s.update_time < %(idle_since)s)
+       OR s.expire_time <= now())"""
+)
 #: Sessions idle since ``%(idle_since)s`` (if given) or expired, in an app or a user's.
 _IDLE = sql.SQL(
     """FROM {sessions} s
     WHERE (%(app_name)s::text IS NULL OR s.app_name = %(app_name)s)
       AND (%(user_id)s::text IS NULL OR s.user_id = %(user_id)s)
-      AND ((%(idle_since)s::timestamptz IS NOT NULL AND s.update_time < %(idle_since)s)
-           OR s.expire_time <= now())"""
+      AND {prunable}"""
 )
 #: How many events a session ``s`` holds.
 _EVENT_COUNT = sql.SQL(
@@ -508,7 +546,7 @@ def count_prunable(n: dict[str, sql.Composable]) -> Statement[Pruned]:
     return Statement(
         sql.SQL(
             "SELECT count(*) AS sessions, COALESCE(sum({event_count}), 0)::bigint AS events {idle}"
-        ).format(event_count=_EVENT_COUNT.format(**n), idle=_IDLE.format(**n)),
+        ).format(event_count=_EVENT_COUNT.format(**n), idle=_IDLE.format(prunable=_PRUNABLE, **n)),
         class_row(Pruned),
     )
 
@@ -525,7 +563,11 @@ def prune(n: dict[str, sql.Composable]) -> Statement[Pruned]:
                 RETURNING d.events
             )
             SELECT count(*) AS sessions, COALESCE(sum(events), 0)::bigint AS events FROM gone"""
-        ).format(event_count=_EVENT_COUNT.format(**n), idle=_IDLE.format(**n), **n),
+        ).format(
+            event_count=_EVENT_COUNT.format(**n),
+            idle=_IDLE.format(prunable=_PRUNABLE, **n),
+            **n,
+        ),
         class_row(Pruned),
     )
 
@@ -537,6 +579,118 @@ def count_expired(n: dict[str, sql.Composable]) -> Statement[int]:
             "SELECT count(*) FROM {sessions} WHERE expire_time IS NOT NULL AND expire_time <= now()"
         ).format(**n)
     )
+
+
+def events_partitioned(events: str) -> Statement[bool]:
+    """Whether the events table is partitioned by month (``None`` if it does not exist)."""
+    return scalar(
+        sql.SQL("SELECT c.relkind = 'p' FROM pg_class c WHERE c.oid = to_regclass({})").format(
+            sql.Literal(sql.Identifier(events).as_string(None))
+        )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Month:
+    """One monthly events partition: its table, and the session creation times it holds."""
+
+    name: str
+    lo: datetime
+    hi: datetime
+
+
+def prunable_partitions(n: dict[str, sql.Composable], events: str) -> Statement[Month]:
+    """Past months' events partitions whose sessions all look prunable, oldest first.
+
+    Read without locks: :func:`lock_month` decides, once the partition is detached.
+    A month's bounds are read back from the partition's own bound expression.
+    """
+    return Statement(
+        sql.SQL(
+            """SELECT c.relname AS name, b.bounds[1]::timestamptz AS lo,
+                b.bounds[2]::timestamptz AS hi
+            FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+            CROSS JOIN LATERAL regexp_match(pg_get_expr(c.relpartbound, c.oid),
+                'FROM [(]''([^'']+)''[)] TO [(]''([^'']+)''[)]') AS b(bounds)
+            WHERE i.inhparent = to_regclass({events_name}) AND b.bounds IS NOT NULL
+              AND b.bounds[2]::timestamptz <= now()
+              AND NOT EXISTS (
+                  SELECT FROM {sessions} s
+                  WHERE s.create_time >= b.bounds[1]::timestamptz
+                    AND s.create_time < b.bounds[2]::timestamptz AND {prunable} IS NOT TRUE)
+            ORDER BY lo"""
+        ).format(
+            events_name=sql.Literal(sql.Identifier(events).as_string(None)),
+            prunable=_PRUNABLE,
+            **n,
+        ),
+        class_row(Month),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class MonthLock:
+    """What :func:`lock_month` returns: a month's sessions, and how many are not prunable."""
+
+    sessions: int
+    live: int
+
+
+def lock_month(n: dict[str, sql.Composable]) -> Statement[MonthLock]:
+    """Lock the sessions created in ``[%(lo)s, %(hi)s)`` and count those not prunable.
+
+    ``FOR UPDATE`` reads each session's latest version, and holds it: no append
+    can make one live again before the month is dropped.
+    """
+    return Statement(
+        sql.SQL(
+            """SELECT count(*) AS sessions, count(*) FILTER (WHERE {prunable} IS NOT TRUE) AS live
+            FROM (SELECT s.update_time, s.expire_time FROM {sessions} s
+                  WHERE s.create_time >= %(lo)s AND s.create_time < %(hi)s FOR UPDATE) s"""
+        ).format(prunable=_PRUNABLE, **n),
+        class_row(MonthLock),
+    )
+
+
+def delete_month(n: dict[str, sql.Composable]) -> Statement[int]:
+    """Delete the sessions created in ``[%(lo)s, %(hi)s)``, once their events' month is dropped."""
+    return scalar(
+        sql.SQL(
+            """WITH gone AS (
+                DELETE FROM {sessions} s
+                WHERE s.create_time >= %(lo)s AND s.create_time < %(hi)s
+                RETURNING 1
+            ) SELECT count(*) FROM gone"""
+        ).format(**n)
+    )
+
+
+#: How long prune waits to detach a month before leaving it to be deleted by rows: a
+#: detach queued behind a long reader (an export) would hold every append behind it.
+DETACH_LOCK_TIMEOUT = "2s"
+#: The transaction's lock timeout, to put back after a detach.
+CURRENT_LOCK_TIMEOUT = scalar(sql.SQL("SELECT current_setting('lock_timeout')"))
+#: Sets the lock timeout to ``%(lock_timeout)s`` for the rest of the transaction.
+SET_LOCK_TIMEOUT = scalar(sql.SQL("SELECT set_config('lock_timeout', %(lock_timeout)s, true)"))
+
+
+def detach_partition(n: dict[str, sql.Composable], partition: str) -> Statement[Any]:
+    """Take one month out of the events table; its rows stay in the detached table."""
+    return scalar(
+        sql.SQL("ALTER TABLE {events} DETACH PARTITION {partition}").format(
+            partition=sql.Identifier(partition), **n
+        )
+    )
+
+
+def count_rows(table: str) -> Statement[int]:
+    """How many rows one table holds: a detached month's events."""
+    return scalar(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table)))
+
+
+def drop_table(table: str) -> Statement[Any]:
+    """Drop one table: a detached month of events."""
+    return scalar(sql.SQL("DROP TABLE {}").format(sql.Identifier(table)))
 
 
 def list_apps(n: dict[str, sql.Composable]) -> Statement[str]:
@@ -631,13 +785,22 @@ class ImportCounts:
         return ImportResult(imported=imported, skipped=skipped)
 
 
-def import_staged(n: dict[str, sql.Composable]) -> Statement[ImportCounts]:
+def import_staged(n: dict[str, sql.Composable], *, partitioned: bool) -> Statement[ImportCounts]:
     """Load staged JSON Lines (as :func:`export` writes them).
 
     State is merged into existing state, existing sessions and events are kept,
     events of sessions that exist neither before nor in the import are skipped.
     """
-    insert = EventInsert.of(sql.SQL("st.line -> 'event'"))
+    created = sql.SQL(
+        """COALESCE(
+            (SELECT s.create_time FROM {sessions} s
+             WHERE s.app_name = st.line ->> 'app_name' AND s.user_id = st.line ->> 'user_id'
+               AND s.id = st.line ->> 'session_id'),
+            (SELECT n.create_time FROM new_session n
+             WHERE n.app_name = st.line ->> 'app_name' AND n.user_id = st.line ->> 'user_id'
+               AND n.id = st.line ->> 'session_id'))"""
+    ).format(**n)
+    insert = EventInsert.of(sql.SQL("st.line -> 'event'"), created if partitioned else None)
     return Statement(
         sql.SQL(
             """WITH new_app AS (
@@ -662,7 +825,7 @@ def import_staged(n: dict[str, sql.Composable]) -> Statement[ImportCounts]:
                        COALESCE((st.line ->> 'update_time')::timestamptz, now())
                 FROM sqlspec_staging st WHERE st.line ->> 'kind' = 'session'
                 ON CONFLICT DO NOTHING
-                RETURNING app_name, user_id, id
+                RETURNING app_name, user_id, id, create_time
             ), new_event AS (
                 INSERT INTO {events} (app_name, user_id, session_id, {insert_columns})
                 SELECT st.line ->> 'app_name', st.line ->> 'user_id', st.line ->> 'session_id',
@@ -713,12 +876,14 @@ class ImportedEvents:
     upserts: int
 
 
-def import_events(n: dict[str, sql.Composable]) -> Statement[ImportedEvents]:
+def import_events(n: dict[str, sql.Composable], *, partitioned: bool) -> Statement[ImportedEvents]:
     """Store staged events (one event JSON per line) in one session, bumping the revision once.
 
     Their merged state deltas are applied as one append's would be.
     """
-    insert = EventInsert.of(sql.SQL("st.line"))
+    insert = EventInsert.of(
+        sql.SQL("st.line"), sql.SQL("target.create_time") if partitioned else None
+    )
     return Statement(
         sql.SQL(
             """WITH target AS ({bump}), inserted AS (
@@ -735,7 +900,7 @@ def import_events(n: dict[str, sql.Composable]) -> Statement[ImportedEvents]:
             insert_values=insert.values,
             insert_record=insert.record,
             upserts=state_upserts(n, "target"),
-            bump=bump_revision(n, checked=False),
+            bump=bump_revision(n, checked=False, created=partitioned),
             live=LIVE,
             **n,
         ),
@@ -746,13 +911,15 @@ def import_events(n: dict[str, sql.Composable]) -> Statement[ImportedEvents]:
 class SessionStatements:
     """Every statement of one :class:`TableNames`, built once per store."""
 
-    def __init__(self, tables: TableNames) -> None:
+    def __init__(self, tables: TableNames, *, partitioned: bool = False) -> None:
         n: dict[str, sql.Composable] = dict(tables.identifiers())
         self._names = n
         self.create_session = create_session(n)
+        self.create_session_without_app = create_session(n, app=False)
         self.delete_session = delete_session(n)
         self.get_user_state = get_user_state(n)
-        self.append_event = append_event(n)
+        self.append_event = append_event(n, partitioned=partitioned)
+        self.append_event_without_app = append_event(n, partitioned=partitioned, app=False)
         self.stored_event = stored_event(n)
         self.session_revision = session_revision(n)
         self.count_prunable = count_prunable(n)
@@ -760,11 +927,19 @@ class SessionStatements:
         self.count_expired = count_expired(n)
         self.list_apps = list_apps(n)
         self.export = export(n)
-        self.import_staged = import_staged(n)
-        self.import_events = import_events(n)
+        self.import_staged = import_staged(n, partitioned=partitioned)
+        self.import_events = import_events(n, partitioned=partitioned)
+        self.events_partitioned = events_partitioned(tables.events)
+        self.prunable_partitions = prunable_partitions(n, tables.events)
+        self.lock_month = lock_month(n)
+        self.delete_month = delete_month(n)
         self._gets: dict[tuple[bool, bool], Statement[StoredSession]] = {}
         self._lists: dict[tuple[bool, str, bool], Statement[ListedSession]] = {}
         self._event_streams: dict[tuple[bool, bool], Statement[str]] = {}
+
+    def detach_partition(self, partition: str) -> Statement[Any]:
+        """The statement that takes month ``partition`` out of the events table."""
+        return detach_partition(self._names, partition)
 
     def get_session(self, *, after: bool, newest: bool) -> Statement[StoredSession]:
         """The load statement for one combination of filters, built on first use."""

@@ -21,8 +21,15 @@ from sqlspec.adapters.psycopg._config_async import PsycopgAsyncConfig
 from sqlspec.adapters.psycopg.adk import _values
 from sqlspec.adapters.psycopg.adk._errors import translate_errors
 from sqlspec.adapters.psycopg.adk._jsonl import Progress, TextSink
-from sqlspec.adapters.psycopg.adk._store_async import AsyncStore
+from sqlspec.adapters.psycopg.adk._store_async import AsyncStore, fetchone
 from sqlspec.adapters.psycopg.adk.session._schema import SessionSchema
+from sqlspec.adapters.psycopg.adk.session._statements import (
+    CURRENT_LOCK_TIMEOUT,
+    DETACH_LOCK_TIMEOUT,
+    SET_LOCK_TIMEOUT,
+    count_rows,
+    drop_table,
+)
 from sqlspec.adapters.psycopg.adk.session._store_base import (
     EventBatch,
     SessionStoreBase,
@@ -35,6 +42,7 @@ from sqlspec.adapters.psycopg.adk.session._store_base import (
     redelivery_outcome,
     session_key,
 )
+from sqlspec.exceptions import ImproperConfigurationError
 from sqlspec.extensions.adk.session import _codec
 from sqlspec.extensions.adk.session._types import ImportResult, SessionPage
 
@@ -51,6 +59,9 @@ class PsycopgAsyncADKStore(SessionStoreBase, AsyncStore[SessionSchema]):
         app_state_table: ``app:`` state table name (default ``adk_app_states``).
         user_state_table: ``user:`` state table name (default ``adk_user_states``).
         session_ttl: how long a new session lives before it expires (default: forever).
+        partitioned_events: create the events table partitioned by month of its
+            session's creation, so that ``prune`` drops whole months (see
+            ``docs/scale-out.md``); it must match the table ``migrate`` finds.
     """
 
     is_async: ClassVar[Literal[True]] = True  # SYNC: True -> False
@@ -64,6 +75,7 @@ class PsycopgAsyncADKStore(SessionStoreBase, AsyncStore[SessionSchema]):
         app_state_table: str = "adk_app_states",
         user_state_table: str = "adk_user_states",
         session_ttl: timedelta | None = None,
+        partitioned_events: bool = False,
     ) -> None:
         AsyncStore.__init__(self, config)
         SessionStoreBase.__init__(
@@ -73,6 +85,7 @@ class PsycopgAsyncADKStore(SessionStoreBase, AsyncStore[SessionSchema]):
             app_state_table=app_state_table,
             user_state_table=user_state_table,
             session_ttl=session_ttl,
+            partitioned_events=partitioned_events,
         )
 
     async def create_tables(self) -> None:
@@ -82,6 +95,28 @@ class PsycopgAsyncADKStore(SessionStoreBase, AsyncStore[SessionSchema]):
         DDL again, recreating dropped tables and indexes).
         """
         await self.migrate()
+
+    async def migrate(self, *, repair: bool = False) -> tuple[int, int]:
+        """Create or upgrade the schema in place, in one transaction; return (from, to) versions.
+
+        With ``repair``, every version's DDL runs again (all of it is idempotent),
+        recreating tables and indexes that were dropped.
+
+        Raises:
+            SchemaVersionError: the database holds a version newer than this library knows.
+            ImproperConfigurationError: the events table is partitioned and the store
+                was not told so, or the other way round.
+        """
+        versions = await AsyncStore.migrate(self, repair=repair)
+        partitioned = await self._one(self.statements.events_partitioned, read=True)
+        if partitioned is not None and partitioned != self.schema.partitioned:
+            raise ImproperConfigurationError(
+                f"the events table {self.tables.events!r} is "
+                f"{'partitioned' if partitioned else 'not partitioned'}, but the store has "
+                f"partitioned_events={self.schema.partitioned}: set it to match, or move the "
+                "events as docs/scale-out.md describes"
+            )
+        return versions
 
     async def prune(
         self,
@@ -96,9 +131,63 @@ class PsycopgAsyncADKStore(SessionStoreBase, AsyncStore[SessionSchema]):
         Returns (sessions, events) deleted, or that would be with ``dry_run``.
         """
         params = prune_params(older_than, app_name, user_id)
+        if not dry_run and app_name is None and user_id is None:
+            partitioned = await self._one(self.statements.events_partitioned, read=True)
+            if partitioned:
+                return await self._prune_months(params)
         statement = self.statements.count_prunable if dry_run else self.statements.prune
         pruned = await self._one(statement, params, read=dry_run)
         return (pruned.sessions, pruned.events) if pruned else (0, 0)
+
+    async def _prune_months(self, params: dict[str, Any]) -> tuple[int, int]:
+        """Prune with partitioned events: whole past months first, then the rest by rows.
+
+        A month goes as one partition when every session created in it is
+        prunable: it is detached (which waits for appends in flight and holds new
+        ones until commit), its sessions locked and checked again, then it is
+        dropped and its sessions deleted. A month with a live session is put back
+        (the savepoint rolls the detach back); its prunable sessions go by rows
+        with every other one. So does a month whose detach waited past
+        :data:`DETACH_LOCK_TIMEOUT` behind another transaction. All in one
+        transaction, with the same answer as deleting by rows.
+        """
+        statements = self.statements
+        sessions = events = 0
+        with translate_errors():
+            async with self.config.provide_connection() as conn, conn.transaction():
+                await conn.execute(self.schema.month_partitions.text, prepare=False)
+                async with conn.cursor(
+                    row_factory=statements.prunable_partitions.row_factory
+                ) as cur:
+                    await cur.execute(statements.prunable_partitions.text, params, prepare=False)
+                    months = await cur.fetchall()
+                waited = {"lock_timeout": await fetchone(conn, CURRENT_LOCK_TIMEOUT)}
+                for month in months:
+                    bounds = {**params, "lo": month.lo, "hi": month.hi}
+                    try:
+                        async with conn.transaction() as savepoint:
+                            await conn.execute(
+                                SET_LOCK_TIMEOUT.text,
+                                {"lock_timeout": DETACH_LOCK_TIMEOUT},
+                                prepare=False,
+                            )
+                            await conn.execute(
+                                statements.detach_partition(month.name).text, prepare=False
+                            )
+                            await conn.execute(SET_LOCK_TIMEOUT.text, waited, prepare=False)
+                            lock = await fetchone(conn, statements.lock_month, bounds)
+                            if lock is None or lock.live:
+                                raise psycopg.Rollback(savepoint)
+                            events += await fetchone(conn, count_rows(month.name)) or 0
+                            await conn.execute(drop_table(month.name).text, prepare=False)
+                            deleted = await fetchone(conn, statements.delete_month, bounds)
+                            sessions += deleted or 0
+                    except psycopg.errors.LockNotAvailable:
+                        continue
+                rest = await fetchone(conn, statements.prune, params)
+        if rest is not None:
+            sessions, events = sessions + rest.sessions, events + rest.events
+        return sessions, events
 
     async def create_session(
         self,
@@ -118,7 +207,10 @@ class PsycopgAsyncADKStore(SessionStoreBase, AsyncStore[SessionSchema]):
             AlreadyExistsError: the app and user already have a session with this id.
         """
         params = self.create_params(app_name, user_id, state, session_id, ttl)
-        created = await self._one(self.statements.create_session, params)
+        create = self.statements.create_session
+        if params["app_delta"] is None:
+            create = self.statements.create_session_without_app
+        created = await self._one(create, params)
         if created is None:
             raise AlreadyExistsError(f"Session with id {params['session_id']} already exists.")
         return _codec.build_session(
@@ -198,7 +290,10 @@ class PsycopgAsyncADKStore(SessionStoreBase, AsyncStore[SessionSchema]):
             revision = await self._marker_less_revision(session)
         params = append_params(session, event, revision)
         try:
-            outcome = await self._one(self.statements.append_event, params)
+            append = self.statements.append_event
+            if params["app_delta"] is None:
+                append = self.statements.append_event_without_app
+            outcome = await self._one(append, params)
         except psycopg.errors.UniqueViolation:
             # The event id is stored already and nothing was written: learn whether
             # this is a retry of the same event (a second round trip, on this path only).

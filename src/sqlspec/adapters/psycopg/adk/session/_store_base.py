@@ -66,6 +66,7 @@ class SessionStoreBase:
         app_state_table: str,
         user_state_table: str,
         session_ttl: timedelta | None,
+        partitioned_events: bool = False,
     ) -> None:
         if session_ttl is not None and (
             not isinstance(session_ttl, timedelta) or session_ttl <= timedelta(0)
@@ -80,8 +81,8 @@ class SessionStoreBase:
             app_states=app_state_table,
             user_states=user_state_table,
         )
-        self.schema = SessionSchema(self.tables)
-        self.statements = SessionStatements(self.tables)
+        self.schema = SessionSchema(self.tables, partitioned=partitioned_events)
+        self.statements = SessionStatements(self.tables, partitioned=partitioned_events)
 
     @property
     def session_table(self) -> str:

@@ -24,8 +24,15 @@ from sqlspec.adapters.psycopg._config_sync import PsycopgSyncConfig
 from sqlspec.adapters.psycopg.adk import _values
 from sqlspec.adapters.psycopg.adk._errors import translate_errors
 from sqlspec.adapters.psycopg.adk._jsonl import Progress, TextSink
-from sqlspec.adapters.psycopg.adk._store_sync import SyncStore
+from sqlspec.adapters.psycopg.adk._store_sync import SyncStore, fetchone
 from sqlspec.adapters.psycopg.adk.session._schema import SessionSchema
+from sqlspec.adapters.psycopg.adk.session._statements import (
+    CURRENT_LOCK_TIMEOUT,
+    DETACH_LOCK_TIMEOUT,
+    SET_LOCK_TIMEOUT,
+    count_rows,
+    drop_table,
+)
 from sqlspec.adapters.psycopg.adk.session._store_base import (
     EventBatch,
     SessionStoreBase,
@@ -38,6 +45,7 @@ from sqlspec.adapters.psycopg.adk.session._store_base import (
     redelivery_outcome,
     session_key,
 )
+from sqlspec.exceptions import ImproperConfigurationError
 from sqlspec.extensions.adk.session import _codec
 from sqlspec.extensions.adk.session._types import ImportResult, SessionPage
 
@@ -54,6 +62,9 @@ class PsycopgSyncADKStore(SessionStoreBase, SyncStore[SessionSchema]):
         app_state_table: ``app:`` state table name (default ``adk_app_states``).
         user_state_table: ``user:`` state table name (default ``adk_user_states``).
         session_ttl: how long a new session lives before it expires (default: forever).
+        partitioned_events: create the events table partitioned by month of its
+            session's creation, so that ``prune`` drops whole months (see
+            ``docs/scale-out.md``); it must match the table ``migrate`` finds.
     """
 
     is_async: ClassVar[Literal[False]] = False
@@ -67,6 +78,7 @@ class PsycopgSyncADKStore(SessionStoreBase, SyncStore[SessionSchema]):
         app_state_table: str = "adk_app_states",
         user_state_table: str = "adk_user_states",
         session_ttl: timedelta | None = None,
+        partitioned_events: bool = False,
     ) -> None:
         SyncStore.__init__(self, config)
         SessionStoreBase.__init__(
@@ -76,6 +88,7 @@ class PsycopgSyncADKStore(SessionStoreBase, SyncStore[SessionSchema]):
             app_state_table=app_state_table,
             user_state_table=user_state_table,
             session_ttl=session_ttl,
+            partitioned_events=partitioned_events,
         )
 
     def create_tables(self) -> None:
@@ -85,6 +98,28 @@ class PsycopgSyncADKStore(SessionStoreBase, SyncStore[SessionSchema]):
         DDL again, recreating dropped tables and indexes).
         """
         self.migrate()
+
+    def migrate(self, *, repair: bool = False) -> tuple[int, int]:
+        """Create or upgrade the schema in place, in one transaction; return (from, to) versions.
+
+        With ``repair``, every version's DDL runs again (all of it is idempotent),
+        recreating tables and indexes that were dropped.
+
+        Raises:
+            SchemaVersionError: the database holds a version newer than this library knows.
+            ImproperConfigurationError: the events table is partitioned and the store
+                was not told so, or the other way round.
+        """
+        versions = SyncStore.migrate(self, repair=repair)
+        partitioned = self._one(self.statements.events_partitioned, read=True)
+        if partitioned is not None and partitioned != self.schema.partitioned:
+            raise ImproperConfigurationError(
+                f"the events table {self.tables.events!r} is "
+                f"{'partitioned' if partitioned else 'not partitioned'}, but the store has "
+                f"partitioned_events={self.schema.partitioned}: set it to match, or move the "
+                "events as docs/scale-out.md describes"
+            )
+        return versions
 
     def prune(
         self,
@@ -99,9 +134,61 @@ class PsycopgSyncADKStore(SessionStoreBase, SyncStore[SessionSchema]):
         Returns (sessions, events) deleted, or that would be with ``dry_run``.
         """
         params = prune_params(older_than, app_name, user_id)
+        if not dry_run and app_name is None and user_id is None:
+            partitioned = self._one(self.statements.events_partitioned, read=True)
+            if partitioned:
+                return self._prune_months(params)
         statement = self.statements.count_prunable if dry_run else self.statements.prune
         pruned = self._one(statement, params, read=dry_run)
         return (pruned.sessions, pruned.events) if pruned else (0, 0)
+
+    def _prune_months(self, params: dict[str, Any]) -> tuple[int, int]:
+        """Prune with partitioned events: whole past months first, then the rest by rows.
+
+        A month goes as one partition when every session created in it is
+        prunable: it is detached (which waits for appends in flight and holds new
+        ones until commit), its sessions locked and checked again, then it is
+        dropped and its sessions deleted. A month with a live session is put back
+        (the savepoint rolls the detach back); its prunable sessions go by rows
+        with every other one. So does a month whose detach waited past
+        :data:`DETACH_LOCK_TIMEOUT` behind another transaction. All in one
+        transaction, with the same answer as deleting by rows.
+        """
+        statements = self.statements
+        sessions = events = 0
+        with translate_errors():
+            with self.config.provide_connection() as conn, conn.transaction():
+                conn.execute(self.schema.month_partitions.text, prepare=False)
+                with conn.cursor(row_factory=statements.prunable_partitions.row_factory) as cur:
+                    cur.execute(statements.prunable_partitions.text, params, prepare=False)
+                    months = cur.fetchall()
+                waited = {"lock_timeout": fetchone(conn, CURRENT_LOCK_TIMEOUT)}
+                for month in months:
+                    bounds = {**params, "lo": month.lo, "hi": month.hi}
+                    try:
+                        with conn.transaction() as savepoint:
+                            conn.execute(
+                                SET_LOCK_TIMEOUT.text,
+                                {"lock_timeout": DETACH_LOCK_TIMEOUT},
+                                prepare=False,
+                            )
+                            conn.execute(
+                                statements.detach_partition(month.name).text, prepare=False
+                            )
+                            conn.execute(SET_LOCK_TIMEOUT.text, waited, prepare=False)
+                            lock = fetchone(conn, statements.lock_month, bounds)
+                            if lock is None or lock.live:
+                                raise psycopg.Rollback(savepoint)
+                            events += fetchone(conn, count_rows(month.name)) or 0
+                            conn.execute(drop_table(month.name).text, prepare=False)
+                            deleted = fetchone(conn, statements.delete_month, bounds)
+                            sessions += deleted or 0
+                    except psycopg.errors.LockNotAvailable:
+                        continue
+                rest = fetchone(conn, statements.prune, params)
+        if rest is not None:
+            sessions, events = sessions + rest.sessions, events + rest.events
+        return sessions, events
 
     def create_session(
         self,
@@ -121,7 +208,10 @@ class PsycopgSyncADKStore(SessionStoreBase, SyncStore[SessionSchema]):
             AlreadyExistsError: the app and user already have a session with this id.
         """
         params = self.create_params(app_name, user_id, state, session_id, ttl)
-        created = self._one(self.statements.create_session, params)
+        create = self.statements.create_session
+        if params["app_delta"] is None:
+            create = self.statements.create_session_without_app
+        created = self._one(create, params)
         if created is None:
             raise AlreadyExistsError(f"Session with id {params['session_id']} already exists.")
         return _codec.build_session(
@@ -199,7 +289,10 @@ class PsycopgSyncADKStore(SessionStoreBase, SyncStore[SessionSchema]):
             revision = self._marker_less_revision(session)
         params = append_params(session, event, revision)
         try:
-            outcome = self._one(self.statements.append_event, params)
+            append = self.statements.append_event
+            if params["app_delta"] is None:
+                append = self.statements.append_event_without_app
+            outcome = self._one(append, params)
         except psycopg.errors.UniqueViolation:
             # The event id is stored already and nothing was written: learn whether
             # this is a retry of the same event (a second round trip, on this path only).
