@@ -106,6 +106,11 @@ MULTI_SHARD: dict[str, str] = {
     "memory.import_staged": "import reads the coordinator's temporary staging table",
     "memory.count": "doctor's count over every user",
     "artifact.count_blobs": "doctor's count over every user",
+    "artifact.prune_blobs": "sweeps contents no version of any user holds",
+    "artifact.export.artifact_blob": "export: whole tables",
+    "artifact.export.artifact_chunk": "export: whole tables",
+    "artifact.export.artifact": "export: whole tables",
+    "artifact.import_staged": "import reads the coordinator's temporary staging table",
     **{
         f"session.list_sessions(of_user=False, order_by={order_by}, paged={paged})": _APP_LISTING
         for order_by, paged in itertools.product(LIST_ORDERS, (False, True))
@@ -127,6 +132,7 @@ ROUTER_DIVERGENCES: dict[str, str] = {
     "memory.delete": "finds the memory by its key array alone: add user_id = %(user_id)s",
     "memory.hybrid_search": "joins the fused ids by key array alone: add m.user_id equality",
     "artifact.save": _SHARED_BLOBS,
+    "artifact.save_staged": _SHARED_BLOBS,
     "artifact.load": _SHARED_BLOBS,
     "artifact.delete": _SHARED_BLOBS,
 }
