@@ -17,6 +17,7 @@ SCENARIOS: tuple[str, ...] = (
     "bulk",
     "memory",
     "artifacts",
+    "runner",
 )
 
 
@@ -71,6 +72,10 @@ class Sizes:
     #: 8. Artifacts: the content sizes saved and loaded, and timed calls of each.
     artifact_sizes: tuple[int, ...] = (1_000, 1_000_000, 50_000_000)
     artifact_runs: int = 30
+    #: 9. Runner: turns of the conversation, and how many turns the first and last
+    #: rows each take.
+    runner_turns: int = 150
+    runner_window: int = 15
 
     def with_overrides(self, overrides: dict[str, Any]) -> Sizes:
         """A copy with the given (non-``None``) fields replaced."""
@@ -114,4 +119,6 @@ def quick_sizes() -> Sizes:
         memory_searches=20,
         artifact_sizes=(1_000, 1_000_000, 5_000_000),
         artifact_runs=3,
+        runner_turns=20,
+        runner_window=5,
     )

@@ -55,6 +55,8 @@ TINY = {
     "--memory-per-user": 20,
     "--memory-heavy": 500,
     "--memory-searches": 3,
+    "--runner-turns": 4,
+    "--runner-window": 2,
 }
 
 
@@ -97,6 +99,7 @@ def test_every_scenario_runs_without_errors(quick_run: dict[str, Any]) -> None:
         "6 bulk",
         "7 memory",
         "8 artifacts",
+        "9 runner",
     }
     assert "targets" in quick_run["stdout"]
 
@@ -153,3 +156,24 @@ def test_the_artifacts_scenario_compares_save_and_load_with_adks_services(
             "ADK InMemoryArtifactService (in-process dict, no database)",
         }
     assert all(row["extra"].endswith(" MB/s") for row in rows)
+
+
+@pytest.mark.slow
+def test_the_runner_scenario_times_the_store_over_the_first_and_last_turns(
+    quick_run: dict[str, Any],
+) -> None:
+    rows = [row for row in quick_run["results"] if row["scenario"] == "9 runner"]
+    assert {row["operation"] for row in rows} == {
+        "store per turn, turns 1-2",
+        "store per turn, turns 3-4",
+    }
+    measured = {row["impl"] for row in rows if row["median_ms"] is not None}
+    assert {
+        "sqlspec async · service",
+        "sqlspec sync · service (thread)",
+        "ADK InMemorySessionService (in-process, deep-copies the session)",
+    } <= measured
+    assert all(row["n"] == 2 for row in rows)
+    growth = [row for row in rows if "growth" in row["metrics"]]
+    assert len(growth) == len(measured)
+    assert any(row["name"].startswith("Runner: store per turn") for row in quick_run["targets"])
