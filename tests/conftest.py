@@ -3,6 +3,9 @@
 Each test run creates its own scratch database on that server (so runs side by
 side do not meet) and drops it at the end; each test that asks for ``dsn``
 starts from an empty ``public`` schema.
+
+``SQLSPEC_TEST_EVENT_CACHE=off`` runs the suite with the session services'
+event cache off (``event_cache_bytes=0`` by default); it is on otherwise.
 """
 
 from __future__ import annotations
@@ -21,8 +24,19 @@ from sqlspec.adapters.psycopg import PsycopgAsyncConfig, PsycopgSyncConfig
 from sqlspec.adapters.psycopg._embedded import embedded_conninfo
 from sqlspec.adapters.psycopg.adk import PsycopgAsyncADKStore, PsycopgSyncADKStore
 from sqlspec.extensions.adk import SQLSpecSessionService
+from sqlspec.extensions.adk.session import _cache
 
 DSN_ENV = "SQLSPEC_TEST_DSN"
+CACHE_ENV = "SQLSPEC_TEST_EVENT_CACHE"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def event_cache_default() -> Iterator[int]:
+    """The default ``event_cache_bytes`` of every session service this run builds."""
+    with pytest.MonkeyPatch.context() as patch:
+        if os.environ.get(CACHE_ENV, "on") == "off":
+            patch.setattr(_cache, "DEFAULT_EVENT_CACHE_BYTES", 0)
+        yield _cache.DEFAULT_EVENT_CACHE_BYTES
 
 
 @pytest.fixture(scope="session")
