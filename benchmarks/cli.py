@@ -216,6 +216,13 @@ def bench(
         int | None, typer.Option(help=_h("2: events in the loaded session.", "history"))
     ] = None,
     gets: Annotated[int | None, typer.Option(help=_h("2: timed loads.", "gets"))] = None,
+    again_small: Annotated[
+        int | None,
+        typer.Option(help=_h("2: events of the small session read again.", "again_small")),
+    ] = None,
+    again_big: Annotated[
+        int | None, typer.Option(help=_h("2: events of the long session read again.", "again_big"))
+    ] = None,
     recent: Annotated[int | None, typer.Option(help=_h("3: num_recent_events.", "recent"))] = None,
     small_session: Annotated[
         int | None, typer.Option(help=_h("3: events in the small session.", "small_session"))

@@ -39,6 +39,9 @@ class Sizes:
     #: 2. Events in the session that get_session loads whole; timed loads.
     history: int = 200
     gets: int = 100
+    #: 2. The small and the long session read again and again.
+    again_small: int = 20
+    again_big: int = 2_000
     #: 3. num_recent_events, and the two session sizes it reads from.
     recent: int = 10
     small_session: int = 1_000
@@ -96,6 +99,7 @@ def quick_sizes() -> Sizes:
         history_appends=6,
         history=30,
         gets=10,
+        again_big=200,
         small_session=100,
         big_session=2_000,
         recent_runs=20,

@@ -224,6 +224,10 @@ def evaluate_targets(results: list[Result]) -> list[Target]:
     out.append(_judge("append >= 5x faster than ADK (async service)", value, (value or 0) >= 5))
     value = _ratio_of(results, "2 get whole", OURS_ASYNC, 1)
     out.append(_judge("get_session of 200 events >= 3x faster than ADK", value, (value or 0) >= 3))
+    for impl in (OURS_ASYNC, OURS_SYNC_SERVICE):
+        value = _size_ratio(results, "2 get whole", impl, "again")
+        name = f"get_session again: 2,000 events within 1.5x of 20 ({impl})"
+        out.append(_judge(name, value, (value or 99) <= 1.5))
     for impl in (OURS_ASYNC, OURS_SYNC):
         value = _size_ratio(results, "3 get recent", impl, "")
         name = f"recent-10 on 100k within 1.2x of 1k ({impl})"

@@ -34,8 +34,10 @@ from google.adk.sessions.session import Session
 from google.adk.tools.tool_context import ToolContext
 from google.genai import types
 
+from benchmarks.impls import SQLSpecAsyncService
 from benchmarks.measure import Result, percentile
 from benchmarks.workload import APP
+from sqlspec.extensions.adk import SQLSpecSessionService
 
 if TYPE_CHECKING:
     from benchmarks.scenarios import Context
@@ -45,6 +47,7 @@ __all__ = ["RUNNER_FAMILIES", "RUNNER_IMPLEMENTATIONS", "S9", "scenario_runner"]
 S9 = "9 runner"
 
 IN_MEMORY = "ADK InMemorySessionService (in-process, deep-copies the session)"
+UNCACHED = "sqlspec async · service, event_cache_bytes=0"
 
 #: The ``--impl`` keys of the implementations this scenario drives through a Runner
 #: (their labels are the other scenarios'), and the one it adds.
@@ -52,7 +55,7 @@ RUNNER_KEYS = ("sqlspec-async", "sqlspec-sync-service", "adk-asyncpg", "adk-psyc
 RUNNER_IMPLEMENTATIONS: dict[str, tuple[str, str]] = {
     "adk-in-memory-sessions": (IN_MEMORY, "reference"),
 }
-RUNNER_FAMILIES: dict[str, str] = dict(RUNNER_IMPLEMENTATIONS.values())
+RUNNER_FAMILIES: dict[str, str] = {**dict(RUNNER_IMPLEMENTATIONS.values()), UNCACHED: "sqlspec"}
 
 USER = "runner-user"
 #: The reply's text: a short paragraph, as a model's answer might be.
@@ -178,13 +181,17 @@ async def _open(label: str, service: Any, session_id: str) -> _Conversation:
 
 
 def _services(ctx: Context) -> list[tuple[str, Any]]:
-    """The chosen services, by label: the library's and ADK's, then the in-memory one."""
+    """The chosen services, by label: the library's and ADK's, the library's async
+    service with its event cache off (the same store), then the in-memory one."""
     chosen = [
         (impl.label, getattr(impl, "service", None))
         for impl in ctx.impls
         if impl.key in RUNNER_KEYS
     ]
     services = [(label, service) for label, service in chosen if service is not None]
+    ours = next((impl for impl in ctx.impls if isinstance(impl, SQLSpecAsyncService)), None)
+    if ours is not None:
+        services.append((UNCACHED, SQLSpecSessionService(ours.store, event_cache_bytes=0)))
     if ctx.selected is None or "adk-in-memory-sessions" in ctx.selected:
         services.append((IN_MEMORY, InMemorySessionService()))
     return services

@@ -33,6 +33,8 @@ TINY = {
     "--appends": 5,
     "--history": 5,
     "--gets": 3,
+    "--again-small": 5,
+    "--again-big": 20,
     "--small-session": 20,
     "--big-session": 50,
     "--recent-runs": 3,
