@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import tracemalloc
 from collections.abc import Iterator
 from typing import Any
@@ -394,3 +395,21 @@ async def test_concurrent_reads_of_one_session_agree(async_config: PsycopgAsyncC
         for got in reads:
             assert got is not None
             assert texts(got.events) == [f"m{i}" for i in range(round_ + 1)]
+
+
+def test_events_imported_into_a_held_session_are_seen(sync_store: PsycopgSyncADKStore) -> None:
+    service = SQLSpecSessionService(sync_store, event_cache_bytes=CACHE)
+    session = service.create_session(app_name=APP, user_id=USER, session_id="s")
+    service.append_event(session, said("appended", T0))
+    assert texts(read(service).events) == ["appended"]
+    imported = said("imported", T0 + 1)
+    line = {
+        "kind": "event",
+        "app_name": APP,
+        "user_id": USER,
+        "session_id": "s",
+        "event": imported.model_dump(mode="json", exclude_none=True),
+    }
+    result = sync_store.import_jsonl([json.dumps(line)])
+    assert result.imported["event"] == 1
+    assert texts(read(service).events) == ["appended", "imported"]
