@@ -73,6 +73,7 @@ from sqlspec.extensions.adk import (
     SQLSpecMemoryService,
     SQLSpecSessionService,
 )
+from sqlspec.extensions.adk.session._cache import EventCache
 
 __all__ = [
     "ARTIFACT_OPTIONS",
@@ -199,6 +200,8 @@ class ServiceURI:
     store_options: dict[str, Any] = field(default_factory=dict)
     #: Whether the service creates (or migrates) its tables on first use.
     create_tables: bool = True
+    #: The session service's ``event_cache_bytes`` (``None``: its default).
+    event_cache_bytes: int | None = None
 
     @property
     def conninfo(self) -> str:
@@ -243,6 +246,7 @@ def parse_service_uri(uri: str, **options: Any) -> ServiceURI:
     connection_config: dict[str, Any] = {}
     store_options: dict[str, Any] = {}
     create_tables = True
+    event_cache_bytes: int | None = None
     libpq: list[tuple[str, str]] = []
     for key, value in params.items():
         if key in POOL_KEYS:
@@ -258,6 +262,8 @@ def parse_service_uri(uri: str, **options: Any) -> ServiceURI:
             store_options[key] = value
         elif key == "create_tables":
             create_tables = _to_bool(key, value)
+        elif key == "event_cache_bytes":
+            event_cache_bytes = _typed(key, value, (int,))
         elif key in options:
             # Keyword options go to connection_config as they are (libpq keys, say).
             connection_config[key] = value
@@ -271,6 +277,7 @@ def parse_service_uri(uri: str, **options: Any) -> ServiceURI:
         connection_config=connection_config,
         store_options=store_options,
         create_tables=create_tables,
+        event_cache_bytes=event_cache_bytes,
     )
 
 
@@ -336,6 +343,7 @@ class SQLSpecURISessionService(_BuiltFromURI, SQLSpecSessionService):
     def __init__(self, uri: str = "sqlspec://", **options: Any) -> None:
         config = self._open_store(uri, options)
         self.store = PsycopgAsyncADKStore(config, **self.service_uri.options_of(SESSION_OPTIONS))
+        self._events = EventCache(self.service_uri.event_cache_bytes)
 
     async def create_session(
         self,

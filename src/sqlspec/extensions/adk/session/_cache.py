@@ -59,10 +59,12 @@ Key = tuple[str, str, str]
 class EventCache:
     """Sessions' decoded events, at most ``max_bytes`` of them (by :func:`event_cost`).
 
-    ``max_bytes`` 0 keeps nothing.
+    ``max_bytes`` 0 keeps nothing; ``None`` is :data:`DEFAULT_EVENT_CACHE_BYTES`.
     """
 
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, max_bytes: int | None) -> None:
+        if max_bytes is None:
+            max_bytes = DEFAULT_EVENT_CACHE_BYTES
         if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 0:
             raise ImproperConfigurationError(
                 f"event_cache_bytes must be an int >= 0 (0 turns the cache off), got {max_bytes!r}"

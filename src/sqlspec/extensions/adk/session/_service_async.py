@@ -67,8 +67,6 @@ class SQLSpecSessionService(AsyncStoreService[AsyncADKStore], ADKSessionService)
             """Serve an async store; a sync store gets a ``SyncSQLSpecSessionService``."""
             # No __init__: with one, type checkers would ignore the overloads above.
             service = new_service(cls, SQLSpecSessionService, store, _sync_twin)
-            if event_cache_bytes is None:
-                event_cache_bytes = _cache.DEFAULT_EVENT_CACHE_BYTES
             service._events = _cache.EventCache(event_cache_bytes)
             return service
 
