@@ -24,6 +24,7 @@ from benchmarks.impls import IMPLEMENTATIONS, build_impls
 from benchmarks.memory import MEMORY_IMPLEMENTATIONS, scenario_memory
 from benchmarks.options import SCENARIOS, Sizes, quick_sizes
 from benchmarks.report import Report, render
+from benchmarks.runner import RUNNER_IMPLEMENTATIONS, scenario_runner
 from benchmarks.scenarios import SCENARIO_FUNCTIONS, Context
 from sqlspec.adapters.psycopg import PsycopgSyncConfig
 from sqlspec.adapters.psycopg.adk import PsycopgSyncADKStore
@@ -31,7 +32,12 @@ from sqlspec.adapters.psycopg.adk import PsycopgSyncADKStore
 __all__ = ["app", "main", "run_benchmarks"]
 
 #: What runs each scenario, by name.
-RUNNERS = {**SCENARIO_FUNCTIONS, "memory": scenario_memory, "artifacts": scenario_artifacts}
+RUNNERS = {
+    **SCENARIO_FUNCTIONS,
+    "memory": scenario_memory,
+    "artifacts": scenario_artifacts,
+    "runner": scenario_runner,
+}
 
 app = typer.Typer(add_completion=False, help=__doc__, rich_markup_mode="rich")
 
@@ -168,10 +174,19 @@ def bench(
             + ", ".join(MEMORY_IMPLEMENTATIONS)
             + "; in the artifacts scenario: "
             + ", ".join(ARTIFACT_IMPLEMENTATIONS)
+            + "; in the runner scenario, besides the services: "
+            + ", ".join(RUNNER_IMPLEMENTATIONS)
         ),
     ] = None,
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Also write the results as JSON to this file.")
+    ] = None,
+    runner_turns: Annotated[
+        int | None, typer.Option(help=_h("9: turns of the Runner conversation.", "runner_turns"))
+    ] = None,
+    runner_window: Annotated[
+        int | None,
+        typer.Option(help=_h("9: turns in the first and the last row.", "runner_window")),
     ] = None,
     verbose: Annotated[bool, typer.Option(help="Print tracebacks of failed rows.")] = False,
     warmup: Annotated[
@@ -201,6 +216,13 @@ def bench(
         int | None, typer.Option(help=_h("2: events in the loaded session.", "history"))
     ] = None,
     gets: Annotated[int | None, typer.Option(help=_h("2: timed loads.", "gets"))] = None,
+    again_small: Annotated[
+        int | None,
+        typer.Option(help=_h("2: events of the small session read again.", "again_small")),
+    ] = None,
+    again_big: Annotated[
+        int | None, typer.Option(help=_h("2: events of the long session read again.", "again_big"))
+    ] = None,
     recent: Annotated[int | None, typer.Option(help=_h("3: num_recent_events.", "recent"))] = None,
     small_session: Annotated[
         int | None, typer.Option(help=_h("3: events in the small session.", "small_session"))
@@ -290,6 +312,7 @@ def bench(
         {cls.key for cls in IMPLEMENTATIONS}
         | set(MEMORY_IMPLEMENTATIONS)
         | set(ARTIFACT_IMPLEMENTATIONS)
+        | set(RUNNER_IMPLEMENTATIONS)
     )
     chosen = set(impl or [])
     if chosen - keys:

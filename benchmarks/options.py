@@ -17,6 +17,7 @@ SCENARIOS: tuple[str, ...] = (
     "bulk",
     "memory",
     "artifacts",
+    "runner",
 )
 
 
@@ -38,6 +39,9 @@ class Sizes:
     #: 2. Events in the session that get_session loads whole; timed loads.
     history: int = 200
     gets: int = 100
+    #: 2. The small and the long session read again and again.
+    again_small: int = 20
+    again_big: int = 2_000
     #: 3. num_recent_events, and the two session sizes it reads from.
     recent: int = 10
     small_session: int = 1_000
@@ -73,6 +77,10 @@ class Sizes:
     artifact_runs: int = 30
     #: ... and the file ``sqlspec-adk artifacts put``, ``get`` and ``export`` stream, once each.
     artifact_cli: int = 500_000_000
+    #: 9. Runner: turns of the conversation, and how many turns the first and last
+    #: rows each take.
+    runner_turns: int = 150
+    runner_window: int = 15
 
     def with_overrides(self, overrides: dict[str, Any]) -> Sizes:
         """A copy with the given (non-``None``) fields replaced."""
@@ -93,6 +101,7 @@ def quick_sizes() -> Sizes:
         history_appends=6,
         history=30,
         gets=10,
+        again_big=200,
         small_session=100,
         big_session=2_000,
         recent_runs=20,
@@ -117,4 +126,6 @@ def quick_sizes() -> Sizes:
         artifact_sizes=(1_000, 1_000_000, 5_000_000),
         artifact_runs=3,
         artifact_cli=5_000_000,
+        runner_turns=20,
+        runner_window=5,
     )

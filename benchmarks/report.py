@@ -15,10 +15,16 @@ from benchmarks.artifacts import ARTIFACT_FAMILIES
 from benchmarks.impls import IMPLEMENTATIONS
 from benchmarks.measure import Result
 from benchmarks.memory import HYBRID, MEMORY_FAMILIES, S7, TEXT
+from benchmarks.runner import IN_MEMORY, RUNNER_FAMILIES, S9
 
 __all__ = ["Report", "Target", "evaluate_targets", "render"]
 
-_FAMILY = {cls.label: cls.family for cls in IMPLEMENTATIONS} | MEMORY_FAMILIES | ARTIFACT_FAMILIES
+_FAMILY = (
+    {cls.label: cls.family for cls in IMPLEMENTATIONS}
+    | MEMORY_FAMILIES
+    | ARTIFACT_FAMILIES
+    | RUNNER_FAMILIES
+)
 _ASYNC = {cls.label: cls.is_async for cls in IMPLEMENTATIONS}
 _FLOOR_ASYNC = "raw psycopg · async (floor)"
 _FLOOR_SYNC = "raw psycopg · sync (floor)"
@@ -162,6 +168,7 @@ def render(report: Report, console: Console) -> None:
 OURS_ASYNC = "sqlspec async · service"
 OURS_SYNC = "sqlspec sync · store"
 OURS_ASYNC_STORE = "sqlspec async · store"
+OURS_SYNC_SERVICE = "sqlspec sync · service (thread)"
 
 
 @dataclass
@@ -217,6 +224,10 @@ def evaluate_targets(results: list[Result]) -> list[Target]:
     out.append(_judge("append >= 5x faster than ADK (async service)", value, (value or 0) >= 5))
     value = _ratio_of(results, "2 get whole", OURS_ASYNC, 1)
     out.append(_judge("get_session of 200 events >= 3x faster than ADK", value, (value or 0) >= 3))
+    for impl in (OURS_ASYNC, OURS_SYNC_SERVICE):
+        value = _size_ratio(results, "2 get whole", impl, "again")
+        name = f"get_session again: 2,000 events within 1.5x of 20 ({impl})"
+        out.append(_judge(name, value, (value or 99) <= 1.5))
     for impl in (OURS_ASYNC, OURS_SYNC):
         value = _size_ratio(results, "3 get recent", impl, "")
         name = f"recent-10 on 100k within 1.2x of 1k ({impl})"
@@ -247,6 +258,7 @@ def evaluate_targets(results: list[Result]) -> list[Target]:
     if not growth:
         out.append(_judge("export peak RSS growth < 50 MB", None, False))
     out += _memory_targets(results)
+    out += _runner_targets(results)
     return out
 
 
@@ -278,4 +290,19 @@ def _memory_targets(results: list[Result]) -> list[Target]:
                 value = large.median / small.median
             name = f"memory search, {sizes} memories: within 3x ({mode}, {state})"
             out.append(_judge(name, value, (value or 99) <= 3))
+    return out
+
+
+def _runner_targets(results: list[Result]) -> list[Target]:
+    """The store's share of a Runner turn: flat across the conversation, below in-memory's."""
+    out: list[Target] = []
+    in_memory = [r for r in _rows(results, S9, IN_MEMORY) if "growth" in r.metrics]
+    for impl in (OURS_ASYNC, OURS_SYNC_SERVICE):
+        last = [r for r in _rows(results, S9, impl) if "growth" in r.metrics]
+        growth = last[0].metrics["growth"] if last else None
+        name = f"Runner: store per turn, last turns within 1.3x of the first ({impl})"
+        out.append(_judge(name, growth, (growth or 99) <= 1.3))
+        value = in_memory[0].median / last[0].median if last and in_memory else None
+        name = f"Runner: in-memory's store time per turn over ours, last turns, > 1x ({impl})"
+        out.append(_judge(name, value, (value or 0) > 1))
     return out

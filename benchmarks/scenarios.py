@@ -334,6 +334,45 @@ async def scenario_get(ctx: Context) -> None:
     if "ours" in seeded:
         user, session_id = seeded["ours"]
         await ctx.guard(S2, operation, "pydantic", lambda: _rebuild(ctx, user, session_id))
+    await _get_again(ctx)
+
+
+async def _get_again(ctx: Context) -> None:
+    """The same session read again and again, a small one and a long one in one series:
+    a service that keeps the events it read should not pay for the history it holds."""
+    s = ctx.sizes
+    seeded: dict[tuple[str, int], tuple[str, str]] = {}
+    for family in _families(ctx):
+        for size in (s.again_small, s.again_big):
+
+            async def do_seed(family: str = family, size: int = size) -> None:
+                seeded[family, size] = await _seed_long_session(ctx, family, size, "again")
+
+            await ctx.guard(S2, f"seed {size:,} events", family, do_seed)
+    calls: list[Call] = []
+    for size in (s.again_small, s.again_big):
+        operation = f"get_session again, {size:,} events"
+        for impl in ctx.impls:
+            where = seeded.get((_family_of(impl), size))
+            if where is None:
+                continue
+
+            async def setup(
+                impl: Impl = impl, where: tuple[str, str] = where, n: int = size
+            ) -> Any:
+                user, session_id = where
+                got = await impl.call(impl.get_session, APP, user, session_id, None)
+                _check(got is not None and len(got.events) == n, "wrong event count")
+
+                def get(_: int) -> Any:
+                    return impl.get_session(APP, user, session_id, None)
+
+                return get
+
+            fn = await ctx.guard(S2, operation, impl.label, setup)
+            if fn is not None:
+                calls.append(Call(impl, operation, fn))
+    await ctx.timed(S2, calls, ctx.budget(s.gets, min(s.warmup, 5), chunk=5))
 
 
 async def _rebuild(ctx: Context, user: str, session_id: str) -> None:

@@ -5,6 +5,9 @@ side do not meet) and drops it at the end; each test that asks for ``dsn``
 starts from an empty ``public`` schema. With ``SQLSPEC_TEST_POOLER`` set to
 ``transaction`` or ``session``, every test reaches that database through a
 PgBouncer of the run's own in that pool mode (:mod:`pgbouncer`).
+
+``SQLSPEC_TEST_EVENT_CACHE=off`` runs the suite with the session services'
+event cache off (``event_cache_bytes=0`` by default); it is on otherwise.
 """
 
 from __future__ import annotations
@@ -24,8 +27,19 @@ from sqlspec.adapters.psycopg import PsycopgAsyncConfig, PsycopgSyncConfig
 from sqlspec.adapters.psycopg._embedded import embedded_conninfo
 from sqlspec.adapters.psycopg.adk import PsycopgAsyncADKStore, PsycopgSyncADKStore
 from sqlspec.extensions.adk import SQLSpecSessionService
+from sqlspec.extensions.adk.session import _cache
 
 DSN_ENV = "SQLSPEC_TEST_DSN"
+CACHE_ENV = "SQLSPEC_TEST_EVENT_CACHE"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def event_cache_default() -> Iterator[int]:
+    """The default ``event_cache_bytes`` of every session service this run builds."""
+    with pytest.MonkeyPatch.context() as patch:
+        if os.environ.get(CACHE_ENV, "on") == "off":
+            patch.setattr(_cache, "DEFAULT_EVENT_CACHE_BYTES", 0)
+        yield _cache.DEFAULT_EVENT_CACHE_BYTES
 
 
 @pytest.fixture(scope="session")

@@ -29,6 +29,7 @@ from sqlspec import ImproperConfigurationError, MissingTablesError, registry
 from sqlspec.adapters.psycopg import PsycopgSyncConfig
 from sqlspec.adapters.psycopg._settings import PoolSettings
 from sqlspec.adapters.psycopg.adk import PsycopgSyncADKStore
+from sqlspec.extensions.adk.session import _cache
 from sqlspec.registry import (
     SQLSpecURISessionService,
     create_session_service,
@@ -296,11 +297,23 @@ def test_uri_says_a_pooler_in_transaction_mode_and_a_command_timeout() -> None:
         ("sqlspec://h/db?session_ttl=soon", "'soon' is not a duration"),
         ("sqlspec://h/db?session_table=bad-name", "is not a plain identifier"),
         ("sqlspec://h/db?pooler=statement", "'pooler'.* must be one of 'transaction', 'session'"),
+        ("sqlspec://h/db?event_cache_bytes=lots", "event_cache_bytes must be int"),
+        ("sqlspec://h/db?event_cache_bytes=-1", "event_cache_bytes must be an int >= 0"),
     ],
 )
 def test_bad_uris_are_refused_at_construction(uri: str, message: str) -> None:
     with pytest.raises(ImproperConfigurationError, match=message):
         SQLSpecURISessionService(uri=uri)
+
+
+def test_the_event_cache_is_sized_by_the_uri() -> None:
+    assert parse_service_uri("sqlspec://h/db").event_cache_bytes is None
+    default = SQLSpecURISessionService(uri="sqlspec://h/db")
+    assert default._events.max_bytes == _cache.DEFAULT_EVENT_CACHE_BYTES
+    off = SQLSpecURISessionService(uri="sqlspec://h/db?event_cache_bytes=0")
+    assert off._events.max_bytes == 0
+    sized = SQLSpecURISessionService(uri="sqlspec://h/db", event_cache_bytes="1048576")
+    assert sized._events.max_bytes == 1_048_576
 
 
 def test_durations() -> None:

@@ -33,6 +33,8 @@ TINY = {
     "--appends": 5,
     "--history": 5,
     "--gets": 3,
+    "--again-small": 5,
+    "--again-big": 20,
     "--small-session": 20,
     "--big-session": 50,
     "--recent-runs": 3,
@@ -55,6 +57,8 @@ TINY = {
     "--memory-per-user": 20,
     "--memory-heavy": 500,
     "--memory-searches": 3,
+    "--runner-turns": 4,
+    "--runner-window": 2,
 }
 
 
@@ -97,6 +101,7 @@ def test_every_scenario_runs_without_errors(quick_run: dict[str, Any]) -> None:
         "6 bulk",
         "7 memory",
         "8 artifacts",
+        "9 runner",
     }
     assert "targets" in quick_run["stdout"]
 
@@ -169,3 +174,24 @@ def test_the_prune_benchmark_prunes_both_copies_alike(server_dsn: str) -> None:
     assert "by rows     : prune" in proc.stdout
     assert "by partition: prune" in proc.stdout
     assert proc.stdout.count(deleted) == 2, proc.stdout
+
+
+@pytest.mark.slow
+def test_the_runner_scenario_times_the_store_over_the_first_and_last_turns(
+    quick_run: dict[str, Any],
+) -> None:
+    rows = [row for row in quick_run["results"] if row["scenario"] == "9 runner"]
+    assert {row["operation"] for row in rows} == {
+        "store per turn, turns 1-2",
+        "store per turn, turns 3-4",
+    }
+    measured = {row["impl"] for row in rows if row["median_ms"] is not None}
+    assert {
+        "sqlspec async · service",
+        "sqlspec sync · service (thread)",
+        "ADK InMemorySessionService (in-process, deep-copies the session)",
+    } <= measured
+    assert all(row["n"] == 2 for row in rows)
+    growth = [row for row in rows if "growth" in row["metrics"]]
+    assert len(growth) == len(measured)
+    assert any(row["name"].startswith("Runner: store per turn") for row in quick_run["targets"])

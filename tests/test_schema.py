@@ -4,9 +4,10 @@ Checked against the documented DDL and the deviations the library documents
 (README "Schema, and where it departs from the usual ADK tables";
 ``adk/session/_schema.py``):
 sessions keyed by ``(app_name, user_id, id)`` with a ``revision`` column (and, since
-schema version 2, a nullable ``expire_time``); events keyed by
-``(app_name, user_id, session_id, id)`` with a composite ``ON DELETE CASCADE``
-foreign key and an ``event_data`` column; the event JSON columns as ``JSON``
+schema version 2, a nullable ``expire_time``; since version 4, an ``incarnation``);
+events keyed by ``(app_name, user_id, session_id, id)`` with a composite
+``ON DELETE CASCADE`` foreign key, an ``event_data`` column and (since version 4)
+the ``revision`` that wrote them; the event JSON columns as ``JSON``
 rather than ``JSONB``; ``error_message TEXT``; the composite index
 ``(app_name, user_id, update_time, id)``; the ``adk_app_states`` and
 ``adk_user_states`` tables.
@@ -50,6 +51,7 @@ SESSIONS_COLUMNS = [
 SESSIONS_EXTRA_COLUMNS = [
     ("revision", "bigint", True, "0"),  # documented deviation
     ("expire_time", TSTZ, False, None),  # schema version 2: session expiry
+    ("incarnation", "uuid", False, "gen_random_uuid()"),  # version 4: new on every create
 ]
 EVENTS_COLUMNS = [
     ("id", VARCHAR_128, True, None),
@@ -73,6 +75,7 @@ EVENTS_COLUMNS = [
     ("error_code", VARCHAR_256, False, None),
     ("error_message", "text", False, None),  # documented deviation: not VARCHAR(1024)
     ("event_data", "json", True, "'{}'::json"),  # documented deviation (column and type)
+    ("revision", "bigint", True, "0"),  # version 4: the session revision that wrote it
 ]
 APP_STATES_COLUMNS = [
     ("app_name", VARCHAR_128, True, None),
@@ -409,6 +412,16 @@ def test_events_index(sync_store: PsycopgSyncADKStore, dsn: str) -> None:
         "unique": False,
         "primary": False,
         "columns": ["app_name", "user_id", "session_id", '"timestamp"'],
+        "desc": [False, False, False, False],
+        "predicate": None,
+        "valid": True,
+    }
+    # Version 4: the events a reader holding a revision lacks.
+    assert found["idx_adk_events_revision"] == {
+        "method": "btree",
+        "unique": False,
+        "primary": False,
+        "columns": ["app_name", "user_id", "session_id", "revision"],
         "desc": [False, False, False, False],
         "predicate": None,
         "valid": True,

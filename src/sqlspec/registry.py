@@ -81,6 +81,7 @@ from sqlspec.extensions.adk import (
     SQLSpecMemoryService,
     SQLSpecSessionService,
 )
+from sqlspec.extensions.adk.session._cache import EventCache
 
 __all__ = [
     "ARTIFACT_OPTIONS",
@@ -210,6 +211,8 @@ class ServiceURI:
     create_tables: bool = True
     #: The ``replica_config`` of the configs: a read replica (``?replica=``), if named.
     replica_config: dict[str, Any] | None = None
+    #: The session service's ``event_cache_bytes`` (``None``: its default).
+    event_cache_bytes: int | None = None
 
     @property
     def conninfo(self) -> str:
@@ -255,6 +258,7 @@ def parse_service_uri(uri: str, **options: Any) -> ServiceURI:
     store_options: dict[str, Any] = {}
     create_tables = True
     replica: str | None = None
+    event_cache_bytes: int | None = None
     libpq: list[tuple[str, str]] = []
     for key, value in params.items():
         if key in POOL_KEYS:
@@ -276,6 +280,8 @@ def parse_service_uri(uri: str, **options: Any) -> ServiceURI:
             create_tables = _to_bool(key, value)
         elif key == "replica":
             replica = str(value)
+        elif key == "event_cache_bytes":
+            event_cache_bytes = _typed(key, value, (int,))
         elif key in options:
             # Keyword options go to connection_config as they are (libpq keys, say).
             connection_config[key] = value
@@ -293,6 +299,7 @@ def parse_service_uri(uri: str, **options: Any) -> ServiceURI:
         store_options=store_options,
         create_tables=create_tables,
         replica_config=replica_config,
+        event_cache_bytes=event_cache_bytes,
     )
 
 
@@ -363,6 +370,7 @@ class SQLSpecURISessionService(_BuiltFromURI, SQLSpecSessionService):
     def __init__(self, uri: str = "sqlspec://", **options: Any) -> None:
         config = self._open_store(uri, options)
         self.store = PsycopgAsyncADKStore(config, **self.service_uri.options_of(SESSION_OPTIONS))
+        self._events = EventCache(self.service_uri.event_cache_bytes)
 
     async def create_session(
         self,

@@ -13,7 +13,7 @@ from google.adk.events.event import Event
 from google.adk.sessions.base_session_service import GetSessionConfig
 from google.adk.sessions.session import Session
 
-from sqlspec.extensions.adk.session._types import SessionPage
+from sqlspec.extensions.adk.session._types import HeldEvents, SessionPage, SessionUpdate
 
 __all__ = ["AsyncADKStore"]
 
@@ -43,6 +43,10 @@ class AsyncADKStore(Protocol):
         session_id: str,
         config: GetSessionConfig | None = None,
     ) -> Session | None: ...
+
+    async def refresh_session(
+        self, *, app_name: str, user_id: str, session_id: str, held: HeldEvents | None
+    ) -> SessionUpdate | None: ...
 
     async def list_sessions(
         self,

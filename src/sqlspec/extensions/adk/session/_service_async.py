@@ -2,6 +2,8 @@
 
 What a method does with the caller's objects follows ADK's in-memory service;
 how it meets its caller (awaited, or blocking) is :mod:`sqlspec.extensions.adk._bridge`'s.
+The service keeps the events of the sessions it reads (:mod:`._cache`), so a
+read asks the store only for what it lacks.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from google.adk.sessions.session import Session
 
 from sqlspec.extensions.adk._bridge import awaitable_method, new_service
 from sqlspec.extensions.adk._store_service_async import AsyncStoreService
+from sqlspec.extensions.adk.session import _cache
 from sqlspec.extensions.adk.session._codec import check_get_session_config, without_temp_keys
 from sqlspec.extensions.adk.session._protocol_async import AsyncADKStore
 from sqlspec.extensions.adk.session._types import SessionPage
@@ -36,20 +39,36 @@ class SQLSpecSessionService(AsyncStoreService[AsyncADKStore], ADKSessionService)
 
     Args:
         store: the session store its calls go to.
+        event_cache_bytes: how much memory the events it keeps of the sessions it
+            reads may take (default 64 MiB); 0 keeps none. Sessions returned are
+            the caller's own objects (``events`` list, ``state`` dict), but the
+            ``Event`` objects in them are shared with the service and with other
+            sessions it returns: treat them as read-only, as under ADK's
+            ``IN_MEMORY_SESSION_SERVICE_LIGHT_COPY``.
     """
+
+    _events: _cache.EventCache
 
     if True:  # ASYNC
 
         @overload
-        def __new__(cls, store: AsyncADKStore) -> SQLSpecSessionService: ...
+        def __new__(
+            cls, store: AsyncADKStore, *, event_cache_bytes: int | None = None
+        ) -> SQLSpecSessionService: ...
 
         @overload
-        def __new__(cls, store: SyncADKStore) -> SyncSQLSpecSessionService: ...
+        def __new__(
+            cls, store: SyncADKStore, *, event_cache_bytes: int | None = None
+        ) -> SyncSQLSpecSessionService: ...
 
-        def __new__(cls, store: AsyncADKStore | SyncADKStore) -> SQLSpecSessionService:
+        def __new__(
+            cls, store: AsyncADKStore | SyncADKStore, *, event_cache_bytes: int | None = None
+        ) -> SQLSpecSessionService:
             """Serve an async store; a sync store gets a ``SyncSQLSpecSessionService``."""
             # No __init__: with one, type checkers would ignore the overloads above.
-            return new_service(cls, SQLSpecSessionService, store, _sync_twin)
+            service = new_service(cls, SQLSpecSessionService, store, _sync_twin)
+            service._events = _cache.EventCache(event_cache_bytes)
+            return service
 
     def _after_append(self, session: Session, event: Event, stored: bool) -> Event:
         """Once the event is stored, apply ADK's in-memory rules to the caller's objects.
@@ -80,9 +99,11 @@ class SQLSpecSessionService(AsyncStoreService[AsyncADKStore], ADKSessionService)
         its creation (default: the store's ``session_ttl``).
         """
         store = await self._ready_store()
-        return await store.create_session(
+        created = await store.create_session(
             app_name=app_name, user_id=user_id, state=state, session_id=session_id, ttl=ttl
         )
+        self._events.forget((app_name, user_id, created.id))
+        return created
 
     @awaitable_method
     async def get_session(
@@ -93,12 +114,34 @@ class SQLSpecSessionService(AsyncStoreService[AsyncADKStore], ADKSessionService)
         session_id: str,
         config: GetSessionConfig | None = None,
     ) -> Session | None:
-        """Load a session, merged state and the events ``config`` selects; ``None`` if absent."""
+        """Load a session, merged state and the events ``config`` selects; ``None`` if absent.
+
+        A session whose events the service holds is read with only the events
+        written since, and ``config`` picks from what is then held; a session it
+        does not hold is read whole, and kept, unless ``config`` asks for fewer
+        events than all.
+        """
         check_get_session_config(config)
         store = await self._ready_store()
-        return await store.get_session(
-            app_name=app_name, user_id=user_id, session_id=session_id, config=config
+        key = (app_name, user_id, session_id)
+        held = self._events.get(key) if self._events.max_bytes and _is_key(key) else None
+        if held is None and (not self._events.max_bytes or not _reads_whole(config, key)):
+            return await store.get_session(
+                app_name=app_name, user_id=user_id, session_id=session_id, config=config
+            )
+        update = await store.refresh_session(
+            app_name=app_name,
+            user_id=user_id,
+            session_id=session_id,
+            held=held.held_events() if held else None,
         )
+        if update is None:
+            self._events.forget(key)
+            return None
+        events = self._events.update(key, held, update)
+        session = update.session
+        session.events = _cache.select_events(events, config)
+        return session
 
     @awaitable_method
     async def list_sessions(
@@ -125,6 +168,8 @@ class SQLSpecSessionService(AsyncStoreService[AsyncADKStore], ADKSessionService)
         """Delete a session and its events."""
         store = await self._ready_store()
         await store.delete_session(app_name=app_name, user_id=user_id, session_id=session_id)
+        if _is_key((app_name, user_id, session_id)):
+            self._events.forget((app_name, user_id, session_id))
 
     @awaitable_method
     async def get_user_state(self, *, app_name: str, user_id: str) -> dict[str, Any]:
@@ -144,6 +189,17 @@ class SQLSpecSessionService(AsyncStoreService[AsyncADKStore], ADKSessionService)
         store = await self._ready_store()
         stored = await store.append_event(session, without_temp_keys(event))
         return self._after_append(session, event, stored)
+
+
+def _is_key(key: tuple[object, ...]) -> bool:
+    """Whether ``key`` can name held events (bad ids go on to the store, which refuses them)."""
+    return all(isinstance(part, str) for part in key)
+
+
+def _reads_whole(config: GetSessionConfig | None, key: tuple[object, ...]) -> bool:
+    """Whether a read of a session not held brings every event (and so is worth keeping)."""
+    whole = config is None or (config.num_recent_events is None and config.after_timestamp is None)
+    return whole and _is_key(key)
 
 
 if True:  # ASYNC

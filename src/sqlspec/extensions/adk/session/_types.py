@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from google.adk.events.event import Event
 from google.adk.sessions.base_session_service import ListSessionsResponse
+from google.adk.sessions.session import Session
 
-__all__ = ["ImportResult", "SessionPage"]
+__all__ = ["HeldEvents", "ImportResult", "SessionPage", "SessionUpdate"]
 
 
 class SessionPage(ListSessionsResponse):
@@ -28,3 +30,35 @@ class ImportResult:
 
     imported: dict[str, int]
     skipped: dict[str, int]
+
+
+@dataclass(frozen=True)
+class HeldEvents:
+    """What a reader holds of a session's events, for a store to send only what it lacks.
+
+    ``incarnation`` and ``revision`` are those of the :class:`SessionUpdate` the
+    events came from; ``last_event_id`` is the id of the last of them (``None``: none).
+    """
+
+    incarnation: str | None
+    revision: int
+    last_event_id: str | None
+
+
+@dataclass(frozen=True)
+class SessionUpdate:
+    """A session as a store read it for a reader holding some of its events.
+
+    ``session`` has the merged state and the revision marker, and no events.
+    ``events`` are, oldest first, every event of the session when ``whole``, else
+    those written since the revision held (all after the last event held).
+    ``incarnation`` tells this session from an earlier one of the same key
+    (``None`` for a session stored before the schema had it). ``event_bytes`` is
+    the size of ``events``' stored JSON.
+    """
+
+    session: Session
+    incarnation: str | None
+    whole: bool
+    events: list[Event]
+    event_bytes: int

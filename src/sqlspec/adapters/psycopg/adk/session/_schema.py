@@ -30,7 +30,7 @@ from sqlspec.exceptions import ImproperConfigurationError
 __all__ = ["EVENT_COLUMNS", "SCHEMA_VERSION", "SessionSchema", "TableNames"]
 
 #: The schema version this code writes; ``migrate()`` brings older ones up to it.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: Event fields kept in a column of their own, as (column, field, how the column stores it).
 #: Every other field, and the exact float timestamp, lives in ``event_data``. Event
@@ -151,6 +151,7 @@ class SessionSchema:
             derived_name(tables.sessions, "app_update_time"): tables.sessions,
             derived_name(tables.sessions, "app_create_time"): tables.sessions,
             derived_name(tables.sessions, "user_create_time"): tables.sessions,
+            derived_name(tables.events, "revision"): tables.events,
         }
         names: dict[str, Any] = {
             **tables.identifiers(),
@@ -167,6 +168,7 @@ class SessionSchema:
             "idx_user_create_time": sql.Identifier(
                 derived_name(tables.sessions, "user_create_time")
             ),
+            "idx_events_revision": sql.Identifier(derived_name(tables.events, "revision")),
             "exact_timestamp": exact_timestamp(),
             "fk_events": sql.Identifier(derived_name(tables.events, "session_fk")),
             "partition_column": sql.SQL(""),
@@ -197,6 +199,7 @@ class SessionSchema:
             + ((self.month_partitions,) if partitioned else ()),
             2: tuple(scalar(sql.SQL(ddl).format(**names)) for ddl in _VERSION_2),
             3: tuple(scalar(sql.SQL(ddl).format(**names)) for ddl in _VERSION_3),
+            4: tuple(scalar(sql.SQL(ddl).format(**names)) for ddl in _VERSION_4),
         }
         objects = [("table", name) for name in tables.all]
         if partitioned:
@@ -310,3 +313,17 @@ BEGIN
         END;
     END LOOP;
 END $$"""
+
+#: What a service that keeps sessions' events needs to ask only for what it lacks.
+#: A session's ``incarnation`` is new each time a session of its key is created,
+#: so one deleted and created again is told from the one held (sessions created
+#: before this version have none: no later one can share that). An event's
+#: ``revision`` is the session revision its write produced (0 for events written
+#: before this version, or without it), and the index finds those past a revision.
+_VERSION_4 = (
+    "ALTER TABLE {sessions} ADD COLUMN IF NOT EXISTS incarnation UUID",
+    "ALTER TABLE {sessions} ALTER COLUMN incarnation SET DEFAULT gen_random_uuid()",
+    "ALTER TABLE {events} ADD COLUMN IF NOT EXISTS revision BIGINT NOT NULL DEFAULT 0",
+    """CREATE INDEX IF NOT EXISTS {idx_events_revision}
+        ON {events} (app_name, user_id, session_id, revision)""",
+)

@@ -23,12 +23,13 @@ from sqlspec.adapters.psycopg.adk.session._schema import (
     exact_timestamp,
 )
 from sqlspec.extensions.adk.session import _codec
-from sqlspec.extensions.adk.session._types import ImportResult
+from sqlspec.extensions.adk.session._types import ImportResult, SessionUpdate
 
 __all__ = [
     "LIST_ORDERS",
     "AppendOutcome",
     "ListedSession",
+    "RefreshedSession",
     "SessionRevision",
     "SessionStatements",
     "StoredSession",
@@ -92,11 +93,15 @@ class EventInsert:
     record: sql.Composable
 
     @classmethod
-    def of(cls, j: sql.Composable, created: sql.Composable | None = None) -> EventInsert:
+    def of(
+        cls, j: sql.Composable, revision: sql.Composable, created: sql.Composable | None = None
+    ) -> EventInsert:
+        """``revision``: the session revision the write produces, stamped on the row;
+        ``created``: the session's creation time, for a partitioned events table."""
         types = {"text": "text", "boolean": "boolean", "json": "json", "json_text": "json"}
         fields: list[sql.Composable] = [sql.SQL("id text")]
-        columns: list[sql.Composable] = [sql.Identifier("id")]
-        values: list[sql.Composable] = [sql.SQL("r.id")]
+        columns: list[sql.Composable] = [sql.Identifier("id"), sql.Identifier("revision")]
+        values: list[sql.Composable] = [sql.SQL("r.id"), revision]
         for column, field, kind in EVENT_COLUMNS:
             columns.append(sql.Identifier(column))
             field_id = sql.Identifier(field)
@@ -109,7 +114,9 @@ class EventInsert:
         fields.append(sql.SQL('"timestamp" float8'))
         columns.append(sql.Identifier("timestamp"))
         values.append(sql.SQL('to_timestamp(r."timestamp")'))
-        in_columns = [sql.Literal(f) for f in ("id", *(f for _, f, _ in EVENT_COLUMNS))]
+        # A text array literal: the shortest spelling, and the statement must stay
+        # within psycopg's query cache (tests/unit/test_statements_build.py).
+        in_columns = sql.Literal("{" + ",".join(("id", *(f for _, f, _ in EVENT_COLUMNS))) + "}")
         if created is not None:
             columns.append(sql.Identifier("session_create_time"))
             values.append(created)
@@ -117,8 +124,8 @@ class EventInsert:
         values.append(
             sql.SQL(
                 "(SELECT json_object_agg(f.key, f.value) FROM json_each(({})) AS f "
-                "WHERE f.key <> ALL (ARRAY[{}]::text[]))"
-            ).format(j, sql.SQL(", ").join(in_columns))
+                "WHERE f.key <> ALL ({}::text[]))"
+            ).format(j, in_columns)
         )
         return cls(
             columns=sql.SQL(", ").join(columns),
@@ -247,10 +254,10 @@ class StoredSession:
         return _session(self, app_name, user_id, session_id, events)
 
 
-def get_session(
-    n: dict[str, sql.Composable], *, after: bool, newest: bool
-) -> Statement[StoredSession]:
-    """Load a live session, its merged state and its events, oldest first.
+def session_events(
+    n: dict[str, sql.Composable], *, after: bool = False, newest: bool = False
+) -> sql.Composable:
+    """Session ``s``'s events as an array of JSON texts, oldest first.
 
     ``after`` keeps only events at or after ``%(after)s``; ``newest`` only the
     newest ``%(limit)s`` of them, taken walking the events order index backwards,
@@ -261,31 +268,134 @@ def get_session(
         if newest
         else 'e."timestamp", {}, e.id'
     )
+    return sql.SQL(
+        """(SELECT array_agg(x.ev ORDER BY x.ts, x.exact_ts, x.id) FROM (
+            SELECT {event_json} AS ev, e."timestamp" AS ts, {exact_ts} AS exact_ts, e.id
+            FROM {events} e
+            WHERE e.app_name = s.app_name AND e.user_id = s.user_id
+              AND e.session_id = s.id {after}
+            ORDER BY {order}
+        ) x)"""
+    ).format(
+        event_json=event_json(),
+        exact_ts=EXACT_TS,
+        after=AFTER if after else sql.SQL(""),
+        order=order.format(EXACT_TS),
+        **n,
+    )
+
+
+def get_session(
+    n: dict[str, sql.Composable], *, after: bool, newest: bool
+) -> Statement[StoredSession]:
+    """Load a live session, its merged state and its events, oldest first.
+
+    ``after`` and ``newest`` choose the events as :func:`session_events` says.
+    """
     return Statement(
         sql.SQL(
             """SELECT s.state::text AS session_state, s.update_time, s.revision,
                 a.state::text AS app_state, u.state::text AS user_state,
-                (SELECT array_agg(x.ev ORDER BY x.ts, x.exact_ts, x.id) FROM (
-                    SELECT {event_json} AS ev, e."timestamp" AS ts, {exact_ts} AS exact_ts, e.id
-                    FROM {events} e
-                    WHERE e.app_name = s.app_name AND e.user_id = s.user_id
-                      AND e.session_id = s.id {after}
-                    ORDER BY {order}
-                ) x) AS events
+                {events_array} AS events
             FROM {sessions} s
             LEFT JOIN {app_states} a ON a.app_name = s.app_name
             LEFT JOIN {user_states} u ON u.app_name = s.app_name AND u.user_id = s.user_id
             WHERE s.app_name = %(app_name)s AND s.user_id = %(user_id)s AND s.id = %(session_id)s
               AND {live}"""
         ).format(
-            event_json=event_json(),
-            exact_ts=EXACT_TS,
-            after=AFTER if after else sql.SQL(""),
-            order=order.format(EXACT_TS),
+            events_array=session_events(n, after=after, newest=newest),
             live=LIVE,
             **n,
         ),
         class_row(StoredSession),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshedSession:
+    """What :func:`refresh_session` returns: the session's row and shared state, and either
+    the events past the revision held (``whole`` false) or every event (``whole``)."""
+
+    session_state: str | None
+    update_time: datetime
+    revision: int
+    incarnation: str | None
+    app_state: str | None
+    user_state: str | None
+    whole: bool
+    events: list[str] | None
+
+    def to_update(self, app_name: str, user_id: str, session_id: str) -> SessionUpdate:
+        texts = self.events or []
+        return SessionUpdate(
+            session=_session(self, app_name, user_id, session_id),
+            incarnation=self.incarnation,
+            whole=self.whole,
+            events=_codec.decode_events(texts),
+            event_bytes=sum(len(text) for text in texts),
+        )
+
+
+def refresh_session(n: dict[str, sql.Composable]) -> Statement[RefreshedSession]:
+    """Load a live session for a caller holding its events up to a revision.
+
+    The caller says what it holds (``%(held)s``): the session's ``%(incarnation)s``,
+    the ``%(revision)s`` it read, its ``%(last_event_id)s``. Only the events
+    written past that revision come back, found by the events revision index,
+    when they are exactly what the caller lacks: the session is the one it
+    held, every revision since has its events (an event written without its
+    revision, by ``import_staged`` or an older library, leaves a gap), and every
+    one sorts after the last event held.
+    Otherwise, or when nothing is held, every event comes back (``revision`` is
+    never negative). ``fresh`` reads the new events' keys to judge; their JSON is
+    built once, by the events subquery.
+    """
+    return Statement(
+        sql.SQL(
+            """WITH s AS (
+                SELECT s.app_name, s.user_id, s.id, s.state::text AS session_state,
+                    s.update_time, s.revision, s.incarnation::text AS incarnation,
+                    %(held)s AND s.incarnation IS NOT DISTINCT FROM %(incarnation)s::uuid
+                        AND s.revision >= %(revision)s AS same
+                FROM {sessions} s
+                WHERE s.app_name = %(app_name)s AND s.user_id = %(user_id)s
+                  AND s.id = %(session_id)s AND {live}
+            ), fresh AS (
+                SELECT e."timestamp" AS ts, {exact_ts} AS exact_ts, e.id, e.revision
+                FROM s JOIN {events} e ON e.app_name = s.app_name AND e.user_id = %(user_id)s
+                    AND e.session_id = s.id
+                WHERE s.same AND e.revision > %(revision)s
+            ), last_held AS (
+                SELECT e."timestamp" AS ts, {exact_ts} AS exact_ts, e.id
+                FROM {events} e
+                WHERE e.app_name = %(app_name)s AND e.user_id = %(user_id)s
+                  AND e.session_id = %(session_id)s AND e.id = %(last_event_id)s
+            ), complete AS (
+                SELECT s.same
+                    AND (SELECT count(DISTINCT f.revision) FROM fresh f)
+                        = s.revision - %(revision)s
+                    AND (%(last_event_id)s::text IS NULL OR EXISTS (SELECT FROM last_held))
+                    AND NOT EXISTS (
+                        SELECT FROM fresh f, last_held h
+                        WHERE (f.ts, f.exact_ts, f.id) <= (h.ts, h.exact_ts, h.id)
+                    ) AS yes
+                FROM s
+            )
+            SELECT s.session_state, s.update_time, s.revision, s.incarnation,
+                a.state::text AS app_state, u.state::text AS user_state,
+                NOT c.yes AS whole,
+                (SELECT array_agg(x.ev ORDER BY x.ts, x.exact_ts, x.id) FROM (
+                    SELECT {event_json} AS ev, e."timestamp" AS ts, {exact_ts} AS exact_ts, e.id
+                    FROM {events} e
+                    WHERE e.app_name = s.app_name AND e.user_id = %(user_id)s
+                      AND e.session_id = s.id
+                      AND e.revision > CASE WHEN c.yes THEN %(revision)s ELSE -1 END
+                ) x) AS events
+            FROM s CROSS JOIN complete c
+            LEFT JOIN {app_states} a ON a.app_name = %(app_name)s
+            LEFT JOIN {user_states} u ON u.app_name = %(app_name)s AND u.user_id = %(user_id)s"""
+        ).format(event_json=event_json(), exact_ts=EXACT_TS, live=LIVE, **n),
+        class_row(RefreshedSession),
     )
 
 
@@ -312,7 +422,7 @@ class ListedSession:
 
 
 def _session(
-    row: StoredSession | ListedSession,
+    row: StoredSession | ListedSession | RefreshedSession,
     app_name: str,
     user_id: str,
     session_id: str,
@@ -418,7 +528,11 @@ def append_event(
     row, and the events primary key refuses an id stored before (the statement
     then fails whole).
     """
-    insert = EventInsert.of(sql.SQL("ev.j"), sql.SQL("bumped.create_time") if partitioned else None)
+    insert = EventInsert.of(
+        sql.SQL("ev.j"),
+        sql.SQL("bumped.revision"),
+        sql.SQL("bumped.create_time") if partitioned else None,
+    )
     return Statement(
         sql.SQL(
             """WITH ev AS (SELECT %(event)s::json AS j),
@@ -800,7 +914,11 @@ def import_staged(n: dict[str, sql.Composable], *, partitioned: bool) -> Stateme
              WHERE n.app_name = st.line ->> 'app_name' AND n.user_id = st.line ->> 'user_id'
                AND n.id = st.line ->> 'session_id'))"""
     ).format(**n)
-    insert = EventInsert.of(sql.SQL("st.line -> 'event'"), created if partitioned else None)
+    # Stamped with no revision (0): a reader holding one of these sessions reads it
+    # whole next time, as after any write it cannot account for.
+    insert = EventInsert.of(
+        sql.SQL("st.line -> 'event'"), sql.SQL("0"), created if partitioned else None
+    )
     return Statement(
         sql.SQL(
             """WITH new_app AS (
@@ -882,7 +1000,9 @@ def import_events(n: dict[str, sql.Composable], *, partitioned: bool) -> Stateme
     Their merged state deltas are applied as one append's would be.
     """
     insert = EventInsert.of(
-        sql.SQL("st.line"), sql.SQL("target.create_time") if partitioned else None
+        sql.SQL("st.line"),
+        sql.SQL("target.revision"),
+        sql.SQL("target.create_time") if partitioned else None,
     )
     return Statement(
         sql.SQL(
@@ -922,6 +1042,7 @@ class SessionStatements:
         self.append_event_without_app = append_event(n, partitioned=partitioned, app=False)
         self.stored_event = stored_event(n)
         self.session_revision = session_revision(n)
+        self.refresh_session = refresh_session(n)
         self.count_prunable = count_prunable(n)
         self.prune = prune(n)
         self.count_expired = count_expired(n)

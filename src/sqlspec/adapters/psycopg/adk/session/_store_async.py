@@ -44,7 +44,12 @@ from sqlspec.adapters.psycopg.adk.session._store_base import (
 )
 from sqlspec.exceptions import ImproperConfigurationError
 from sqlspec.extensions.adk.session import _codec
-from sqlspec.extensions.adk.session._types import ImportResult, SessionPage
+from sqlspec.extensions.adk.session._types import (
+    HeldEvents,
+    ImportResult,
+    SessionPage,
+    SessionUpdate,
+)
 
 __all__ = ["PsycopgAsyncADKStore"]
 
@@ -238,6 +243,22 @@ class PsycopgAsyncADKStore(SessionStoreBase, AsyncStore[SessionSchema]):
         if stored is None:
             return None
         return stored.to_session(app_name, user_id, params["session_id"])
+
+    async def refresh_session(
+        self, *, app_name: str, user_id: str, session_id: str, held: HeldEvents | None
+    ) -> SessionUpdate | None:
+        """Load a session for a reader holding its events up to ``held``; ``None`` if absent.
+
+        One round trip, which brings only the events written since ``held``'s
+        revision when they are exactly what it lacks, and every event otherwise
+        (a session deleted and created again, an event written without its
+        revision, one that sorts before the last held) or when nothing is held.
+        """
+        params = self.refresh_params(app_name, user_id, session_id, held)
+        stored = await self._one(self.statements.refresh_session, params, read=True)
+        if stored is None:
+            return None
+        return stored.to_update(app_name, user_id, params["session_id"])
 
     async def list_sessions(
         self,

@@ -33,7 +33,7 @@ from sqlspec.adapters.psycopg.adk.session._statements import (
 )
 from sqlspec.exceptions import ImproperConfigurationError, InvalidValueError
 from sqlspec.extensions.adk.session import _codec
-from sqlspec.extensions.adk.session._types import SessionPage
+from sqlspec.extensions.adk.session._types import HeldEvents, SessionPage
 
 __all__ = [
     "EventBatch",
@@ -141,6 +141,17 @@ class SessionStoreBase:
             after="after" in params, newest=params["limit"] is not None
         )
         return statement, params
+
+    def refresh_params(
+        self, app_name: str, user_id: str, session_id: str, held: HeldEvents | None
+    ) -> dict[str, Any]:
+        """Parameters of ``refresh_session`` for a reader holding ``held``."""
+        params = session_key(app_name, user_id, session_id)
+        params["held"] = held is not None
+        params["incarnation"] = held.incarnation if held else None
+        params["revision"] = held.revision if held else 0
+        params["last_event_id"] = held.last_event_id if held else None
+        return params
 
     def iter_events_params(
         self, app_name: str, user_id: str, session_id: str, config: GetSessionConfig | None
