@@ -26,8 +26,16 @@ from google.genai import types
 from conftest import pool_config
 from sqlspec import ImproperConfigurationError, InvalidValueError
 from sqlspec.adapters.psycopg import PsycopgAsyncConfig, PsycopgSyncConfig
-from sqlspec.adapters.psycopg.adk import PsycopgAsyncADKArtifactStore, PsycopgSyncADKArtifactStore
-from sqlspec.extensions.adk import SQLSpecArtifactService, SyncSQLSpecArtifactService
+from sqlspec.adapters.psycopg.adk import (
+    PsycopgAsyncADKArtifactStore,
+    PsycopgAsyncADKStore,
+    PsycopgSyncADKArtifactStore,
+)
+from sqlspec.extensions.adk import (
+    SQLSpecArtifactService,
+    SQLSpecSessionService,
+    SyncSQLSpecArtifactService,
+)
 
 APP = "art-app"
 USER = "art-user"
@@ -589,3 +597,38 @@ async def test_chunks_skip_pglz_also_after_an_upgrade_from_version_1(dsn: str) -
         await save(SQLSpecArtifactService(store), "user:x", blob(b"\x00" * 3 * MIB))
     finally:
         await store.close()
+
+
+async def test_fifty_mb_round_trips_through_the_service(db_artifacts: Any, dsn: str) -> None:
+    data = os.urandom(50 * MIB)
+    assert await save(db_artifacts, "big.bin", blob(data)) == 0
+    assert await load(db_artifacts, "big.bin") == blob(data)
+    assert await chunk_rows(dsn) == 50
+
+
+async def test_deleting_a_session_leaves_its_artifacts_and_the_users(dsn: str) -> None:
+    """The session store knows no artifacts: they stay until ``delete_artifact``."""
+    config = PsycopgAsyncConfig(connection_config=pool_config(dsn))
+    session_store = PsycopgAsyncADKStore(config)
+    await session_store.create_tables()
+    sessions = SQLSpecSessionService(session_store)
+    store = PsycopgAsyncADKArtifactStore(config)
+    await store.create_tables()
+    try:
+        artifacts = SQLSpecArtifactService(store)
+        session = await sessions.create_session(app_name=APP, user_id=USER)
+        await save(artifacts, "notes.txt", types.Part(text="in the session"), session_id=session.id)
+        await save(artifacts, "user:profile", types.Part(text="the user's"), session_id=session.id)
+        await sessions.delete_session(app_name=APP, user_id=USER, session_id=session.id)
+        assert await load(artifacts, "notes.txt", session_id=session.id) == types.Part(
+            text="in the session"
+        )
+        assert await load(artifacts, "user:profile", session_id=None) == types.Part(
+            text="the user's"
+        )
+        await artifacts.delete_artifact(
+            app_name=APP, user_id=USER, filename="notes.txt", session_id=session.id
+        )
+        assert await load(artifacts, "notes.txt", session_id=session.id) is None
+    finally:
+        await config.close()
