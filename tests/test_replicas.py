@@ -325,6 +325,12 @@ def test_a_service_uri_names_its_replica_pooled_like_the_primary() -> None:
         "max_size": 3,
     }
     assert parse_service_uri("sqlspec://primary/app").replica_config is None
+    # A libpq keyword passed to the factory names the primary, never the replica.
+    keyword = parse_service_uri(
+        "sqlspec://primary/app?replica=postgresql%3A%2F%2Freplica%2Fapp", host="primary-vip"
+    )
+    assert keyword.connection_config["host"] == "primary-vip"
+    assert keyword.replica_config == {"conninfo": "postgresql://replica/app"}
 
 
 async def test_a_service_built_from_a_uri_lists_from_its_replica(

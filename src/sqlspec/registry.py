@@ -235,6 +235,10 @@ def is_service_uri(uri: str) -> bool:
     return bool(sep) and scheme.lower() in SCHEMES
 
 
+#: What a replica named in a URI takes from the primary's settings.
+_CARRIED_TO_REPLICA = frozenset({*POOL_KEYS, *CONNECTION_KEYS, *CLIENT_KEYS})
+
+
 def parse_service_uri(uri: str, **options: Any) -> ServiceURI:
     """Map a ``sqlspec+postgresql://`` URI (and keyword ``options``) to configs.
 
@@ -293,7 +297,10 @@ def parse_service_uri(uri: str, **options: Any) -> ServiceURI:
         connection_config["conninfo"] = f"postgresql://{parts.netloc}{parts.path}{query}"
     replica_config = None
     if replica is not None:
-        replica_config = {**connection_config, "conninfo": replica}
+        # The pool and client settings carry over; the server and libpq keys are the
+        # replica URL's own (a host given as a keyword option names the primary).
+        shared = {k: v for k, v in connection_config.items() if k in _CARRIED_TO_REPLICA}
+        replica_config = {**shared, "conninfo": replica}
     return ServiceURI(
         connection_config=connection_config,
         store_options=store_options,

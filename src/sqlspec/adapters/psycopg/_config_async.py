@@ -94,6 +94,8 @@ class PsycopgAsyncConfig(ConfigBase):
         self._open_lock = threading.Lock()
         self._opening_lock = Lock()
         self._stall_checked = 0.0
+        #: The pool the last stall check looked at, and how many connections it had made.
+        self._stall_mark: tuple[AsyncConnectionPool[AsyncConnection[TupleRow]], int] | None = None
         if True:  # ASYNC
             self._pool_loop: asyncio.AbstractEventLoop | None = None
             self._closer: asyncio.Task[None] | None = None
@@ -147,10 +149,21 @@ class PsycopgAsyncConfig(ConfigBase):
             cause = await self._connect_error(conninfo)
             if cause is not None:
                 raise self.settings.unreachable(conninfo, cause) from cause
-            return await self._open_new_pool(conninfo)
+            opened = await self._open_new_pool(conninfo)
+            assert opened is not None  # replacing nothing, it is always installed
+            return opened
 
-    async def _open_new_pool(self, conninfo: str) -> AsyncConnectionPool[AsyncConnection[TupleRow]]:
-        """Open a pool on ``conninfo`` as the config's pool; the caller holds the opening lock."""
+    async def _open_new_pool(
+        self,
+        conninfo: str,
+        replacing: AsyncConnectionPool[AsyncConnection[TupleRow]] | None = None,
+    ) -> AsyncConnectionPool[AsyncConnection[TupleRow]] | None:
+        """Open a pool on ``conninfo`` as the config's pool; the caller holds the opening lock.
+
+        With ``replacing``, the new pool is installed only if ``replacing`` is still
+        the config's pool: one closed meanwhile (``close()`` takes no opening lock)
+        is not brought back to life; the new pool is closed and ``None`` returned.
+        """
         new_pool: AsyncConnectionPool[AsyncConnection[TupleRow]] = AsyncConnectionPool(
             conninfo,
             kwargs=self.connect_kwargs,
@@ -161,7 +174,12 @@ class PsycopgAsyncConfig(ConfigBase):
         )
         await new_pool.open()
         with self._open_lock:
-            self._install(new_pool)
+            installed = replacing is None or self._pool is replacing
+            if installed:
+                self._install(new_pool)
+        if not installed:
+            await new_pool.close()
+            return None
         return new_pool
 
     def _install(self, pool: AsyncConnectionPool[AsyncConnection[TupleRow]]) -> None:
@@ -210,16 +228,20 @@ class PsycopgAsyncConfig(ConfigBase):
     ) -> tuple[AsyncConnection[TupleRow], AsyncConnectionPool[AsyncConnection[TupleRow]]]:
         """A pooled connection the server has not closed, and the pool it came from.
 
-        Closed ones are dropped. Every ``STALL_CHECK`` seconds of waiting, the
-        pool is checked for a stall (:meth:`_unstalled`); the wait goes on, on
-        its replacement if it was replaced.
+        Closed ones are dropped. After ``STALL_CHECK`` seconds of waiting, a pool
+        that may have stalled (:meth:`_may_stall`) is checked (:meth:`_unstalled`)
+        every ``STALL_CHECK`` seconds and the wait goes on, on its replacement if it
+        was replaced; a busy one is waited on for the rest of the time at once,
+        back in its queue once only.
         """
         deadline = monotonic() + pool.timeout
         dropped = 0
+        slicing = True
         while True:
             remaining = deadline - monotonic()
+            wait = min(remaining, STALL_CHECK) if slicing else remaining
             try:
-                conn = await pool.getconn(max(min(remaining, STALL_CHECK), 0))
+                conn = await pool.getconn(max(wait, 0))
             except PoolClosed:
                 current = self._open_pool()
                 if current is None or current is pool:
@@ -227,8 +249,11 @@ class PsycopgAsyncConfig(ConfigBase):
                 pool = current  # replaced while this caller waited on it
                 continue
             except PoolTimeout as exc:
-                if remaining > STALL_CHECK:
-                    pool = await self._unstalled(pool)
+                if remaining > wait:
+                    if self._may_stall(pool):
+                        pool = await self._unstalled(pool)
+                    else:
+                        slicing = False
                     continue
                 raise await self._diagnose(pool) from exc
             except TooManyRequests as exc:
@@ -248,26 +273,29 @@ class PsycopgAsyncConfig(ConfigBase):
         psycopg_pool retries a failed connection after 1 s, then 2, 4, 8 s...: after
         a restart, or a standby's promotion, a pool whose connections failed may
         wait that long before it tries again, while a new connection would succeed
-        now. A pool that gave no connection, has failed to connect, and has fewer
-        than ``max_size`` lent out is checked with a direct connection (one caller
-        at a time, at most every ``STALL_CHECK`` seconds); if that succeeds, a fresh
-        pool replaces it. The old one closes: its waiters move to the new one, and
-        its lent connections close as they come back.
+        now. A pool that gave no connection and may have stalled is checked with a
+        direct connection (one caller at a time, at most every ``STALL_CHECK``
+        seconds); if that succeeds, a fresh pool replaces it. The old one closes:
+        its waiters move to the new one, and its lent connections close as they
+        come back.
         """
-        stats = pool.get_stats()
-        if not stats.get("connections_errors") or self._lent >= self.settings.max_size:
+        if not self._may_stall(pool):
             return pool  # busy rather than stalled
         async with self._opening():
             current = self._open_pool()
             if current is not pool or monotonic() - self._stall_checked < STALL_CHECK:
                 return current or pool
             self._stall_checked = monotonic()
+            if not self._made_none_since_last_look(pool):
+                return pool
             conninfo = str(pool.conninfo)
             if await self._connect_error(conninfo) is not None:
                 return pool  # still unreachable: the pool's own retries go on
             if True:  # ASYNC
                 closer = self._closer
-            new_pool = await self._open_new_pool(conninfo)
+            new_pool = await self._open_new_pool(conninfo, replacing=pool)
+            if new_pool is None:  # the config was closed meanwhile
+                return pool
         logger.warning(
             "sqlspec: the pool stalled retrying connections to %s while a new connection "
             "succeeds; replaced it with a fresh pool",
@@ -280,6 +308,27 @@ class PsycopgAsyncConfig(ConfigBase):
         else:
             threading.Thread(target=pool.close, name="sqlspec: close a stalled pool").start()
         return new_pool
+
+    def _may_stall(self, pool: AsyncConnectionPool[AsyncConnection[TupleRow]]) -> bool:
+        """Whether ``pool`` may be stalled rather than busy: it has failed to connect,
+        and not all of its connections are lent out (every one lent: it is busy)."""
+        return bool(pool.get_stats().get("connections_errors")) and (
+            self._lent < self.settings.max_size
+        )
+
+    def _made_none_since_last_look(
+        self, pool: AsyncConnectionPool[AsyncConnection[TupleRow]]
+    ) -> bool:
+        """Whether ``pool`` made no connection since the last stall check looked at it.
+
+        A pool growing under load makes connections, whatever errors it saw once:
+        it is busy, not stalled. The first look only takes note.
+        """
+        stats = pool.get_stats()
+        # connections_num counts attempts, failed ones too.
+        made = stats.get("connections_num", 0) - stats.get("connections_errors", 0)
+        last, self._stall_mark = self._stall_mark, (pool, made)
+        return last == (pool, made)
 
     async def _diagnose(self, pool: AsyncConnectionPool[AsyncConnection[TupleRow]]) -> Exception:
         """The typed error for no connection in time, with the server's refusal if any."""

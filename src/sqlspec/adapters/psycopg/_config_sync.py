@@ -96,6 +96,8 @@ class PsycopgSyncConfig(ConfigBase):
         self._open_lock = threading.Lock()
         self._opening_lock = Lock()
         self._stall_checked = 0.0
+        #: The pool the last stall check looked at, and how many connections it had made.
+        self._stall_mark: tuple[ConnectionPool[Connection[TupleRow]], int] | None = None
 
     @staticmethod
     def _configure(conn: Connection[TupleRow]) -> None:
@@ -129,10 +131,21 @@ class PsycopgSyncConfig(ConfigBase):
             cause = self._connect_error(conninfo)
             if cause is not None:
                 raise self.settings.unreachable(conninfo, cause) from cause
-            return self._open_new_pool(conninfo)
+            opened = self._open_new_pool(conninfo)
+            assert opened is not None  # replacing nothing, it is always installed
+            return opened
 
-    def _open_new_pool(self, conninfo: str) -> ConnectionPool[Connection[TupleRow]]:
-        """Open a pool on ``conninfo`` as the config's pool; the caller holds the opening lock."""
+    def _open_new_pool(
+        self,
+        conninfo: str,
+        replacing: ConnectionPool[Connection[TupleRow]] | None = None,
+    ) -> ConnectionPool[Connection[TupleRow]] | None:
+        """Open a pool on ``conninfo`` as the config's pool; the caller holds the opening lock.
+
+        With ``replacing``, the new pool is installed only if ``replacing`` is still
+        the config's pool: one closed meanwhile (``close()`` takes no opening lock)
+        is not brought back to life; the new pool is closed and ``None`` returned.
+        """
         new_pool: ConnectionPool[Connection[TupleRow]] = ConnectionPool(
             conninfo,
             kwargs=self.connect_kwargs,
@@ -143,7 +156,12 @@ class PsycopgSyncConfig(ConfigBase):
         )
         new_pool.open()
         with self._open_lock:
-            self._install(new_pool)
+            installed = replacing is None or self._pool is replacing
+            if installed:
+                self._install(new_pool)
+        if not installed:
+            new_pool.close()
+            return None
         return new_pool
 
     def _install(self, pool: ConnectionPool[Connection[TupleRow]]) -> None:
@@ -186,16 +204,20 @@ class PsycopgSyncConfig(ConfigBase):
     ) -> tuple[Connection[TupleRow], ConnectionPool[Connection[TupleRow]]]:
         """A pooled connection the server has not closed, and the pool it came from.
 
-        Closed ones are dropped. Every ``STALL_CHECK`` seconds of waiting, the
-        pool is checked for a stall (:meth:`_unstalled`); the wait goes on, on
-        its replacement if it was replaced.
+        Closed ones are dropped. After ``STALL_CHECK`` seconds of waiting, a pool
+        that may have stalled (:meth:`_may_stall`) is checked (:meth:`_unstalled`)
+        every ``STALL_CHECK`` seconds and the wait goes on, on its replacement if it
+        was replaced; a busy one is waited on for the rest of the time at once,
+        back in its queue once only.
         """
         deadline = monotonic() + pool.timeout
         dropped = 0
+        slicing = True
         while True:
             remaining = deadline - monotonic()
+            wait = min(remaining, STALL_CHECK) if slicing else remaining
             try:
-                conn = pool.getconn(max(min(remaining, STALL_CHECK), 0))
+                conn = pool.getconn(max(wait, 0))
             except PoolClosed:
                 current = self._open_pool()
                 if current is None or current is pool:
@@ -203,8 +225,11 @@ class PsycopgSyncConfig(ConfigBase):
                 pool = current  # replaced while this caller waited on it
                 continue
             except PoolTimeout as exc:
-                if remaining > STALL_CHECK:
-                    pool = self._unstalled(pool)
+                if remaining > wait:
+                    if self._may_stall(pool):
+                        pool = self._unstalled(pool)
+                    else:
+                        slicing = False
                     continue
                 raise self._diagnose(pool) from exc
             except TooManyRequests as exc:
@@ -224,24 +249,27 @@ class PsycopgSyncConfig(ConfigBase):
         psycopg_pool retries a failed connection after 1 s, then 2, 4, 8 s...: after
         a restart, or a standby's promotion, a pool whose connections failed may
         wait that long before it tries again, while a new connection would succeed
-        now. A pool that gave no connection, has failed to connect, and has fewer
-        than ``max_size`` lent out is checked with a direct connection (one caller
-        at a time, at most every ``STALL_CHECK`` seconds); if that succeeds, a fresh
-        pool replaces it. The old one closes: its waiters move to the new one, and
-        its lent connections close as they come back.
+        now. A pool that gave no connection and may have stalled is checked with a
+        direct connection (one caller at a time, at most every ``STALL_CHECK``
+        seconds); if that succeeds, a fresh pool replaces it. The old one closes:
+        its waiters move to the new one, and its lent connections close as they
+        come back.
         """
-        stats = pool.get_stats()
-        if not stats.get("connections_errors") or self._lent >= self.settings.max_size:
+        if not self._may_stall(pool):
             return pool  # busy rather than stalled
         with self._opening():
             current = self._open_pool()
             if current is not pool or monotonic() - self._stall_checked < STALL_CHECK:
                 return current or pool
             self._stall_checked = monotonic()
+            if not self._made_none_since_last_look(pool):
+                return pool
             conninfo = str(pool.conninfo)
             if self._connect_error(conninfo) is not None:
                 return pool  # still unreachable: the pool's own retries go on
-            new_pool = self._open_new_pool(conninfo)
+            new_pool = self._open_new_pool(conninfo, replacing=pool)
+            if new_pool is None:  # the config was closed meanwhile
+                return pool
         logger.warning(
             "sqlspec: the pool stalled retrying connections to %s while a new connection "
             "succeeds; replaced it with a fresh pool",
@@ -249,6 +277,25 @@ class PsycopgSyncConfig(ConfigBase):
         )
         threading.Thread(target=pool.close, name="sqlspec: close a stalled pool").start()
         return new_pool
+
+    def _may_stall(self, pool: ConnectionPool[Connection[TupleRow]]) -> bool:
+        """Whether ``pool`` may be stalled rather than busy: it has failed to connect,
+        and not all of its connections are lent out (every one lent: it is busy)."""
+        return bool(pool.get_stats().get("connections_errors")) and (
+            self._lent < self.settings.max_size
+        )
+
+    def _made_none_since_last_look(self, pool: ConnectionPool[Connection[TupleRow]]) -> bool:
+        """Whether ``pool`` made no connection since the last stall check looked at it.
+
+        A pool growing under load makes connections, whatever errors it saw once:
+        it is busy, not stalled. The first look only takes note.
+        """
+        stats = pool.get_stats()
+        # connections_num counts attempts, failed ones too.
+        made = stats.get("connections_num", 0) - stats.get("connections_errors", 0)
+        last, self._stall_mark = self._stall_mark, (pool, made)
+        return last == (pool, made)
 
     def _diagnose(self, pool: ConnectionPool[Connection[TupleRow]]) -> Exception:
         """The typed error for no connection in time, with the server's refusal if any."""
