@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -372,23 +373,36 @@ def test_export_and_import_carry_artifacts(cli: Any, dsn: str, tmp_path: Path, n
     assert json.loads(more.stdout)["version"] == 2
 
 
-def test_an_import_leaves_out_content_whose_chunks_are_missing(
+def test_an_import_refuses_content_missing_or_not_matching_its_hash(
     cli: Any, dsn: str, tmp_path: Path
 ) -> None:
     cli("init", "--dsn", dsn)
     cli("artifacts", "put", "user:a", "-", *WHO, "--dsn", dsn, input=b"kept")
-    cli("artifacts", "put", "user:b", "-", *WHO, "--dsn", dsn, input=b"truncated")
+    cli("artifacts", "put", "user:b", "-", *WHO, "--dsn", dsn, input=b"the real report")
     lines = cli("export", "-", "--dsn", dsn).stdout.splitlines()
-    truncated = [
-        line
-        for line in lines
-        if not (json.loads(line)["kind"] == "artifact_chunk" and "dHJ1bmNhdGVk" in line)
-    ]
-    assert len(truncated) == len(lines) - 1
+    real = base64.b64encode(b"the real report").decode()
+    forged = base64.b64encode(b"X" * len(b"the real report")).decode()
+    truncated = [line for line in lines if real not in line]
+    doctored = [line.replace(real, forged) for line in lines]
     target = service_uri(dsn, **COPY_TABLES)
-    imported = json.loads(
-        cli("import", "-", "--dsn", target, "--json", input="\n".join(truncated)).stdout
-    )
-    assert (imported["imported"]["artifact"], imported["skipped"]["artifact"]) == (1, 1)
-    assert cli("artifacts", "get", "user:a", *WHO, "--dsn", target).stdout_bytes == b"kept"
-    cli("artifacts", "get", "user:b", *WHO, "--dsn", target, code=1)
+    for bad in (truncated, doctored):
+        refused = cli("import", "-", "--dsn", target, input="\n".join(bad), code=1)
+        assert "1 artifact version line(s) cannot be imported" in refused.stderr
+        assert "nothing of the artifacts was imported" in refused.stderr
+        assert "artifact tables do not exist" not in refused.stderr
+        assert "No artifacts" in cli("artifacts", "list", *WHO, "--dsn", target).stdout
+    # The true bytes saved later read back as themselves, not as the forged ones.
+    cli("artifacts", "put", "user:c", "-", *WHO, "--dsn", target, input=b"the real report")
+    got = cli("artifacts", "get", "user:c", *WHO, "--dsn", target).stdout_bytes
+    assert got == b"the real report"
+
+
+def test_an_export_imported_twice_over_counts_each_line_once(cli: Any, dsn: str) -> None:
+    cli("init", "--dsn", dsn)
+    cli("artifacts", "put", "user:a", "-", *WHO, "--dsn", dsn, input=PAYLOAD)
+    cli("artifacts", "put", "user:b", "-", *WHO, "--dsn", dsn, input=PAYLOAD)
+    dump = cli("export", "-", "--dsn", dsn).stdout
+    target = service_uri(dsn, **COPY_TABLES)
+    imported = json.loads(cli("import", "-", "--dsn", target, "--json", input=dump + dump).stdout)
+    assert imported["imported"]["artifact"] == 2
+    assert cli("artifacts", "get", "user:b", *WHO, "--dsn", target).stdout_bytes == PAYLOAD

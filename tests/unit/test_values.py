@@ -24,6 +24,7 @@ from sqlspec.adapters.psycopg.adk._values import (
     jsonb_text,
     to_timestamptz,
 )
+from sqlspec.adapters.psycopg.adk.artifact._store_base import CHUNK_SIZE, rechunked
 from sqlspec.adapters.psycopg.adk.session import _encoding
 from sqlspec.adapters.psycopg.adk.session._encoding import StateDeltas
 
@@ -172,3 +173,14 @@ def test_encode_event_refuses_an_id_longer_than_its_column() -> None:
 def test_encode_event_is_the_events_json() -> None:
     event = Event(author="a", actions=EventActions(state_delta={"k": 1}), timestamp=12.5)
     assert Event.model_validate_json(_encoding.encode_event(event)) == event
+
+
+@pytest.mark.parametrize(
+    "block", [1000, 4099, CHUNK_SIZE - 1, CHUNK_SIZE, CHUNK_SIZE + 7, 5 * CHUNK_SIZE]
+)
+def test_blocks_of_any_size_come_out_in_whole_chunks(block: int) -> None:
+    data = bytes(range(256)) * (3 * CHUNK_SIZE // 256) + b"tail"
+    pieces = [data[i : i + block] for i in range(0, len(data), block)]
+    chunked = list(rechunked(pieces))
+    assert b"".join(chunked) == data
+    assert [len(c) for c in chunked] == [CHUNK_SIZE] * 3 + [4]

@@ -228,11 +228,13 @@ class AsyncStore(Generic[SchemaT]):
         params: Callable[[], Mapping[str, Any] | None] = lambda: None,
         *,
         when_empty: bool = True,
+        check: Callable[[Row | None], None] = lambda _row: None,
     ) -> Row | None:
         """Stage ``lines`` through COPY, then run ``statement`` on them, in one transaction.
 
         ``params()`` is asked once the lines are staged. With ``when_empty``
-        false, no line staged runs nothing and returns ``None``.
+        false, no line staged runs nothing and returns ``None``. ``check(row)``
+        runs before the commit: what it raises rolls the import back whole.
         """
         with translate_errors():
             async with self.config.provide_connection() as conn, conn.transaction():
@@ -249,7 +251,9 @@ class AsyncStore(Generic[SchemaT]):
                     return None
                 async with conn.cursor(row_factory=statement.row_factory) as cur:
                     await cur.execute(statement.text, params(), prepare=False)
-                    return await cur.fetchone()
+                    row = await cur.fetchone()
+                check(row)
+                return row
 
     async def close(self) -> None:
         """Close the config's pool."""

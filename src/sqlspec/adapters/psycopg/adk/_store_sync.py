@@ -227,11 +227,13 @@ class SyncStore(Generic[SchemaT]):
         params: Callable[[], Mapping[str, Any] | None] = lambda: None,
         *,
         when_empty: bool = True,
+        check: Callable[[Row | None], None] = lambda _row: None,
     ) -> Row | None:
         """Stage ``lines`` through COPY, then run ``statement`` on them, in one transaction.
 
         ``params()`` is asked once the lines are staged. With ``when_empty``
-        false, no line staged runs nothing and returns ``None``.
+        false, no line staged runs nothing and returns ``None``. ``check(row)``
+        runs before the commit: what it raises rolls the import back whole.
         """
         with translate_errors():
             with self.config.provide_connection() as conn, conn.transaction():
@@ -248,7 +250,9 @@ class SyncStore(Generic[SchemaT]):
                     return None
                 with conn.cursor(row_factory=statement.row_factory) as cur:
                     cur.execute(statement.text, params(), prepare=False)
-                    return cur.fetchone()
+                    row = cur.fetchone()
+                check(row)
+                return row
 
     def close(self) -> None:
         """Close the config's pool."""

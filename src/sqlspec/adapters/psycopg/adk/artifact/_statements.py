@@ -341,35 +341,47 @@ def export(s: ArtifactSchema) -> tuple[tuple[str, Statement[str]], ...]:
 
 @dataclass(frozen=True, slots=True)
 class ImportedArtifacts:
-    """What :func:`import_staged` returns: versions stored, and versions staged."""
+    """What :func:`import_staged` returns: versions stored, staged, and refused."""
 
     imported: int
     staged: int
+    rejected: int
 
 
 def import_staged(s: ArtifactSchema) -> Statement[ImportedArtifacts]:
     """Store the staged artifact lines (as :func:`export` writes them); others are left.
 
     A version already stored is kept as it is (and its file's next version is
-    not lowered). A content comes in only with all its bytes: one whose chunks
-    do not add up to its size is left out, and with it the versions that hold
-    it; so is a version line missing a field it needs.
+    not lowered). A content comes in only whole and true: its chunks numbered
+    from 0 without a gap, adding up to its size, and hashing to its SHA-256 (a
+    content is shared by every version that holds the same bytes, so one taken
+    on trust would change what other saves read back). A line given twice counts
+    once. ``rejected`` counts the version lines that cannot come in: a field
+    missing, or their content neither stored nor brought whole and true.
     """
     return Statement(
         sql.SQL(
             """WITH chunk_lines AS MATERIALIZED (
-                SELECT decode(st.line ->> 'sha256', 'hex') AS sha256,
+                SELECT DISTINCT ON (1, 2) decode(st.line ->> 'sha256', 'hex') AS sha256,
                     (st.line ->> 'seq')::integer AS seq,
                     decode(st.line ->> 'data', 'base64') AS data
                 FROM sqlspec_staging st WHERE st.line ->> 'kind' = 'artifact_chunk'
-            ), complete AS (
-                SELECT decode(st.line ->> 'sha256', 'hex') AS sha256,
+                ORDER BY 1, 2
+            ), blob_lines AS (
+                SELECT DISTINCT ON (1) decode(st.line ->> 'sha256', 'hex') AS sha256,
                     (st.line ->> 'size')::bigint AS size
-                FROM sqlspec_staging st
-                WHERE st.line ->> 'kind' = 'artifact_blob'
-                  AND (st.line ->> 'size')::bigint = COALESCE((
-                      SELECT sum(octet_length(c.data)) FROM chunk_lines c
-                      WHERE c.sha256 = decode(st.line ->> 'sha256', 'hex')), 0)
+                FROM sqlspec_staging st WHERE st.line ->> 'kind' = 'artifact_blob'
+                ORDER BY 1
+            ), sums AS (
+                SELECT c.sha256, count(*) AS n, min(c.seq) AS first, max(c.seq) AS last,
+                    sum(octet_length(c.data)) AS size,
+                    sha256(string_agg(c.data, ''::bytea ORDER BY c.seq)) AS digest
+                FROM chunk_lines c GROUP BY c.sha256
+            ), complete AS (
+                SELECT b.sha256, b.size FROM blob_lines b LEFT JOIN sums m USING (sha256)
+                WHERE (m.sha256 IS NULL AND b.size = 0 AND b.sha256 = sha256(''::bytea))
+                   OR (m.first = 0 AND m.last = m.n - 1 AND m.size = b.size
+                       AND m.digest = b.sha256)
             ), new_blobs AS (
                 INSERT INTO {blobs} (sha256, size)
                 SELECT c.sha256, c.size FROM complete c
@@ -415,7 +427,8 @@ def import_staged(s: ArtifactSchema) -> Statement[ImportedArtifacts]:
                 RETURNING 1
             )
             SELECT (SELECT count(*) FROM added) AS imported,
-                (SELECT count(*) FROM lines) AS staged"""
+                (SELECT count(*) FROM lines) AS staged,
+                (SELECT count(*) FROM lines) - (SELECT count(*) FROM versions) AS rejected"""
         ).format(
             artifacts=sql.Identifier(s.table),
             files=sql.Identifier(s.files),

@@ -31,6 +31,7 @@ from sqlspec.adapters.psycopg.adk.artifact._store_base import (
     DEFAULT_MAX_ARTIFACT_BYTES,
     ArtifactStoreBase,
     rechunked,
+    refuse_rejected,
 )
 from sqlspec.extensions.adk.artifact._codec import ArtifactRecord, stored_part
 
@@ -320,8 +321,15 @@ class PsycopgAsyncADKArtifactStore(ArtifactStoreBase, AsyncStore[ArtifactSchema]
 
         Versions already stored are kept as they are. Returns (imported, skipped)
         versions.
+
+        Raises:
+            InvalidValueError: a version line lacks a field, or its content is
+                neither stored nor in the lines whole and matching its SHA-256;
+                nothing of the artifacts is imported.
         """
-        counts = await self._import_lines(source, self.statements.import_staged)
+        counts = await self._import_lines(
+            source, self.statements.import_staged, check=refuse_rejected
+        )
         assert counts is not None  # the statement always returns one row
         return counts.imported, counts.staged - counts.imported
 

@@ -11,7 +11,11 @@ from google.genai import types
 
 from sqlspec.adapters.psycopg.adk import _values
 from sqlspec.adapters.psycopg.adk.artifact._schema import FILENAME_MAX_BYTES, ArtifactSchema
-from sqlspec.adapters.psycopg.adk.artifact._statements import ArtifactStatements, VersionRow
+from sqlspec.adapters.psycopg.adk.artifact._statements import (
+    ArtifactStatements,
+    ImportedArtifacts,
+    VersionRow,
+)
 from sqlspec.exceptions import ImproperConfigurationError, InvalidValueError
 from sqlspec.extensions.adk.artifact._codec import ArtifactRecord, artifact_record, version_info
 
@@ -21,6 +25,7 @@ __all__ = [
     "ArtifactStoreBase",
     "chunks",
     "rechunked",
+    "refuse_rejected",
 ]
 
 #: The most bytes one chunk row holds.
@@ -180,12 +185,36 @@ def chunks(content: bytes) -> list[memoryview]:
 
 
 def rechunked(blocks: Iterable[bytes]) -> Iterator[bytes]:
-    """``blocks`` of any sizes as chunks of :data:`CHUNK_SIZE` (the last one shorter)."""
+    """``blocks`` of any sizes as chunks of :data:`CHUNK_SIZE` (the last one shorter).
+
+    A block is cut where it stands; only a chunk's worth spanning two blocks is copied
+    together.
+    """
     pending = bytearray()
     for block in blocks:
-        pending += block
-        while len(pending) >= CHUNK_SIZE:
-            yield bytes(pending[:CHUNK_SIZE])
-            del pending[:CHUNK_SIZE]
+        view = memoryview(block)
+        if pending:
+            take = view[: CHUNK_SIZE - len(pending)]
+            pending += take
+            view = view[len(take) :]
+            if len(pending) < CHUNK_SIZE:
+                continue
+            yield bytes(pending)
+            pending = bytearray()
+        while len(view) >= CHUNK_SIZE:
+            yield bytes(view[:CHUNK_SIZE])
+            view = view[CHUNK_SIZE:]
+        pending += view
     if pending:
         yield bytes(pending)
+
+
+def refuse_rejected(counts: ImportedArtifacts | None) -> None:
+    """Refuse an artifact import that would leave out versions (it is rolled back)."""
+    if counts is not None and counts.rejected:
+        raise InvalidValueError(
+            f"{counts.rejected} artifact version line(s) cannot be imported: a field is "
+            "missing, or their content is neither stored here nor in the lines whole "
+            "(chunks numbered from 0, adding up to its size, hashing to its SHA-256); "
+            "nothing of the artifacts was imported"
+        )
