@@ -154,16 +154,27 @@ class PsycopgSyncADKStore(SessionStoreBase, SyncStore[SessionSchema]):
         prunable: it is detached (which waits for appends in flight and holds new
         ones until commit), its sessions locked and checked again, then it is
         dropped and its sessions deleted. A month with a live session is put back
-        (the savepoint rolls the detach back); its prunable sessions go by rows
+        (its transaction rolls the detach back); its prunable sessions go by rows
         with every other one. So does a month whose detach waited past
-        :data:`DETACH_LOCK_TIMEOUT` behind another transaction. All in one
-        transaction, with the same answer as deleting by rows.
+        :data:`DETACH_LOCK_TIMEOUT` behind another transaction. Each month is a
+        transaction of its own, and so are the partitions made ahead (under the
+        same lock timeout) and the prune by rows: the events table is locked
+        for one month's work at a time, never for the whole prune. The answer is
+        the one deleting by rows gives.
         """
         statements = self.statements
         sessions = events = 0
         with translate_errors():
-            with self.config.provide_connection() as conn, conn.transaction():
-                conn.execute(self.schema.month_partitions.text, prepare=False)
+            with self.config.provide_connection() as conn:
+                if not conn.autocommit:
+                    conn.set_autocommit(True)
+                detach_timeout = {"lock_timeout": DETACH_LOCK_TIMEOUT}
+                try:
+                    with conn.transaction():
+                        conn.execute(SET_LOCK_TIMEOUT.text, detach_timeout, prepare=False)
+                        conn.execute(self.schema.month_partitions.text, prepare=False)
+                except psycopg.errors.LockNotAvailable:
+                    pass  # months are made ahead: the next prune makes this one
                 with conn.cursor(row_factory=statements.prunable_partitions.row_factory) as cur:
                     cur.execute(statements.prunable_partitions.text, params, prepare=False)
                     months = cur.fetchall()
@@ -171,26 +182,23 @@ class PsycopgSyncADKStore(SessionStoreBase, SyncStore[SessionSchema]):
                 for month in months:
                     bounds = {**params, "lo": month.lo, "hi": month.hi}
                     try:
-                        with conn.transaction() as savepoint:
-                            conn.execute(
-                                SET_LOCK_TIMEOUT.text,
-                                {"lock_timeout": DETACH_LOCK_TIMEOUT},
-                                prepare=False,
-                            )
+                        with conn.transaction() as month_work:
+                            conn.execute(SET_LOCK_TIMEOUT.text, detach_timeout, prepare=False)
                             conn.execute(
                                 statements.detach_partition(month.name).text, prepare=False
                             )
                             conn.execute(SET_LOCK_TIMEOUT.text, waited, prepare=False)
                             lock = fetchone(conn, statements.lock_month, bounds)
                             if lock is None or lock.live:
-                                raise psycopg.Rollback(savepoint)
-                            events += fetchone(conn, count_rows(month.name)) or 0
+                                raise psycopg.Rollback(month_work)
+                            month_events = fetchone(conn, count_rows(month.name)) or 0
                             conn.execute(drop_table(month.name).text, prepare=False)
                             deleted = fetchone(conn, statements.delete_month, bounds)
-                            sessions += deleted or 0
+                            sessions, events = sessions + (deleted or 0), events + month_events
                     except psycopg.errors.LockNotAvailable:
                         continue
-                rest = fetchone(conn, statements.prune, params)
+                with conn.transaction():
+                    rest = fetchone(conn, statements.prune, params)
         if rest is not None:
             sessions, events = sessions + rest.sessions, events + rest.events
         return sessions, events
