@@ -106,6 +106,21 @@ def prepared_on_server(conninfo: str) -> int:
     return count
 
 
+async def prepared_through(config: Any) -> int:
+    """Statements prepared on the server connection the config's one pooled connection holds."""
+    query = "SELECT count(*) FROM pg_prepared_statements"
+    if isinstance(config, PsycopgAsyncConfig):
+        async with config.provide_connection() as conn:
+            cur = await conn.execute(query, prepare=False)
+            row = await cur.fetchone()
+    else:
+        with config.provide_connection() as conn:
+            row = conn.execute(query, prepare=False).fetchone()
+    assert row is not None
+    count: int = row[0]
+    return count
+
+
 async def run_often(service: SQLSpecSessionService, session_id: str) -> None:
     """One session created, then read back more often than a statement takes to be prepared."""
     await service.create_session(app_name=APP, user_id=USER, session_id=session_id)
@@ -187,7 +202,16 @@ async def test_pooler_session_keeps_preparing_through_pgbouncer_in_session_mode(
     )
     await run_often(service, "session")
     assert config.prepare_threshold == 5
+    # Its one pooled connection keeps one server connection: what it prepared is there.
+    assert await prepared_through(config) > 0
     assert warnings_logged(caplog) == []
+    # Without the key the pooler is found, and preparing stops there too.
+    found, service = await services.open(
+        session_bouncer.conninfo(direct_server_dsn), create_tables=False
+    )
+    await run_often(service, "session-found")
+    assert found.prepare_threshold is None
+    assert await prepared_through(found) == 0
 
 
 async def test_a_refused_prepared_statement_runs_again_unprepared_and_is_logged_once(
