@@ -22,6 +22,7 @@ from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout, TooManyRe
 
 from sqlspec.adapters.psycopg._config_base import (
     BACKEND_PID,
+    PROBE_TIMEOUT,
     STALL_CHECK,
     ConfigBase,
     check_replica,
@@ -31,6 +32,7 @@ from sqlspec.adapters.psycopg._config_base import (
 )
 from sqlspec.adapters.psycopg._deadline import Deadline, call_later
 from sqlspec.adapters.psycopg._settings import masked_conninfo
+from sqlspec.exceptions import DatabaseUnavailableError
 
 __all__ = ["PsycopgAsyncConfig"]
 
@@ -359,12 +361,26 @@ class PsycopgAsyncConfig(ConfigBase):
         return None
 
     async def _detect_pooler(self, conn: AsyncConnection[TupleRow]) -> None:
-        """Stop preparing statements if ``conn`` reaches the server through a pooler."""
-        if self.detects_pooler:
-            cur = await conn.execute(BACKEND_PID, prepare=False)
-            self._pooler_seen(conn.info.backend_pid, await cur.fetchone())
-            if not conn.autocommit:
-                await conn.rollback()  # the caller gets the connection as it opened
+        """Stop preparing statements if ``conn`` reaches the server through a pooler.
+
+        The question waits ``PROBE_TIMEOUT`` seconds at most: behind a pooler whose
+        server is down the login succeeds, and the query would wait for the
+        pooler's own timeout (two minutes by PgBouncer's default).
+        """
+        if not self.detects_pooler:
+            return
+        try:
+            with Deadline(conn, PROBE_TIMEOUT).watching(call_later):
+                cur = await conn.execute(BACKEND_PID, prepare=False)
+                row = await cur.fetchone()
+        except DatabaseUnavailableError as exc:
+            raise psycopg.OperationalError(
+                f"the connection opened but no query was answered within {PROBE_TIMEOUT}s "
+                "(a pooler whose server is down?)"
+            ) from exc
+        self._pooler_seen(conn.info.backend_pid, row)
+        if not conn.autocommit:
+            await conn.rollback()  # the caller gets the connection as it opened
 
     async def create_connection(self) -> AsyncConnection[TupleRow]:
         """Open a standalone connection, outside the pool; the caller closes it."""

@@ -24,6 +24,7 @@ from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout, TooManyRequest
 
 from sqlspec.adapters.psycopg._config_base import (
     BACKEND_PID,
+    PROBE_TIMEOUT,
     STALL_CHECK,
     ConfigBase,
     check_replica,
@@ -33,6 +34,7 @@ from sqlspec.adapters.psycopg._config_base import (
 )
 from sqlspec.adapters.psycopg._deadline import Deadline, watchdog
 from sqlspec.adapters.psycopg._settings import masked_conninfo
+from sqlspec.exceptions import DatabaseUnavailableError
 
 __all__ = ["PsycopgSyncConfig"]
 
@@ -324,12 +326,26 @@ class PsycopgSyncConfig(ConfigBase):
         return None
 
     def _detect_pooler(self, conn: Connection[TupleRow]) -> None:
-        """Stop preparing statements if ``conn`` reaches the server through a pooler."""
-        if self.detects_pooler:
-            cur = conn.execute(BACKEND_PID, prepare=False)
-            self._pooler_seen(conn.info.backend_pid, cur.fetchone())
-            if not conn.autocommit:
-                conn.rollback()  # the caller gets the connection as it opened
+        """Stop preparing statements if ``conn`` reaches the server through a pooler.
+
+        The question waits ``PROBE_TIMEOUT`` seconds at most: behind a pooler whose
+        server is down the login succeeds, and the query would wait for the
+        pooler's own timeout (two minutes by PgBouncer's default).
+        """
+        if not self.detects_pooler:
+            return
+        try:
+            with Deadline(conn, PROBE_TIMEOUT).watching(watchdog):
+                cur = conn.execute(BACKEND_PID, prepare=False)
+                row = cur.fetchone()
+        except DatabaseUnavailableError as exc:
+            raise psycopg.OperationalError(
+                f"the connection opened but no query was answered within {PROBE_TIMEOUT}s "
+                "(a pooler whose server is down?)"
+            ) from exc
+        self._pooler_seen(conn.info.backend_pid, row)
+        if not conn.autocommit:
+            conn.rollback()  # the caller gets the connection as it opened
 
     def create_connection(self) -> Connection[TupleRow]:
         """Open a standalone connection, outside the pool; the caller closes it."""
