@@ -337,18 +337,26 @@ async def scenario_get(ctx: Context) -> None:
     await _get_again(ctx)
 
 
+async def _seed_sizes(
+    ctx: Context, scenario: str, sizes: tuple[int, ...], tag: str
+) -> dict[tuple[str, int], tuple[str, str]]:
+    """One long session of each size per family: (family, size) -> (user, session id)."""
+    seeded: dict[tuple[str, int], tuple[str, str]] = {}
+    for family in _families(ctx):
+        for size in sizes:
+
+            async def do_seed(family: str = family, size: int = size) -> None:
+                seeded[family, size] = await _seed_long_session(ctx, family, size, tag)
+
+            await ctx.guard(scenario, f"seed {size:,} events", family, do_seed)
+    return seeded
+
+
 async def _get_again(ctx: Context) -> None:
     """The same session read again and again, a small one and a long one in one series:
     a service that keeps the events it read should not pay for the history it holds."""
     s = ctx.sizes
-    seeded: dict[tuple[str, int], tuple[str, str]] = {}
-    for family in _families(ctx):
-        for size in (s.again_small, s.again_big):
-
-            async def do_seed(family: str = family, size: int = size) -> None:
-                seeded[family, size] = await _seed_long_session(ctx, family, size, "again")
-
-            await ctx.guard(S2, f"seed {size:,} events", family, do_seed)
+    seeded = await _seed_sizes(ctx, S2, (s.again_small, s.again_big), "again")
     calls: list[Call] = []
     for size in (s.again_small, s.again_big):
         operation = f"get_session again, {size:,} events"
@@ -446,14 +454,7 @@ async def _seed_long_session(ctx: Context, family: str, size: int, name: str) ->
 
 async def scenario_recent(ctx: Context) -> None:
     s = ctx.sizes
-    seeded: dict[tuple[str, int], tuple[str, str]] = {}
-    for family in _families(ctx):
-        for size in (s.small_session, s.big_session):
-
-            async def do_seed(family: str = family, size: int = size) -> None:
-                seeded[family, size] = await _seed_long_session(ctx, family, size, "recent")
-
-            await ctx.guard(S3, f"seed {size:,} events", family, do_seed)
+    seeded = await _seed_sizes(ctx, S3, (s.small_session, s.big_session), "recent")
 
     # Both sizes in one interleaved series: their ratio is what matters here.
     calls: list[Call] = []
