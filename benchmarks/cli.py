@@ -295,6 +295,12 @@ def bench(
         int | None,
         typer.Option(help=_h("8: timed saves and loads per content size.", "artifact_runs")),
     ] = None,
+    artifact_cli: Annotated[
+        int | None,
+        typer.Option(
+            help=_h("8: bytes the command line's put, get and export stream.", "artifact_cli")
+        ),
+    ] = None,
 ) -> None:
     """Benchmark the sqlspec ADK stores against ADK's DatabaseSessionService and a raw floor.
 
