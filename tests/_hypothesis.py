@@ -7,24 +7,35 @@
   fault suites read :data:`SOAK` to run longer too.
 
 Importing this module registers and loads the profile. :func:`store_pair` opens
-the async and sync stores of a wing that a differential test compares.
+the async and sync stores of a wing that a differential test compares, and
+:func:`differential` runs programs on them and on the reference service.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 from hypothesis import HealthCheck, settings
+from psycopg import sql
 
 from sqlspec.adapters.psycopg import PsycopgAsyncConfig, PsycopgSyncConfig
 
-__all__ = ["PROFILE", "SOAK", "StorePair", "scaled", "store_pair"]
+__all__ = [
+    "PROFILE",
+    "SOAK",
+    "Harness",
+    "Play",
+    "StorePair",
+    "differential",
+    "scaled",
+    "store_pair",
+]
 
 _SUPPRESSED = [
     HealthCheck.too_slow,
@@ -92,3 +103,44 @@ def store_pair(
         finally:
             runner.run(async_config.close())
             sync_config.close()
+
+
+#: ``play(async_service, sync_service, program, outcomes)``: run ``program`` on the
+#: reference service and on both services, counting outcomes; returns its steps.
+Play = Callable[[Any, Any, list[Any], dict[str, int]], Coroutine[Any, Any, int]]
+
+
+@dataclass
+class Harness:
+    """Runs each program from empty tables on a wing's services and its reference."""
+
+    pair: StorePair
+    tables: tuple[str, ...]
+    async_service: Any
+    sync_service: Any
+    play: Play
+    steps: int = 0
+    examples: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+    def run(self, program: list[Any]) -> None:
+        names = sql.SQL(", ").join(sql.Identifier(table) for table in self.tables)
+        self.pair.reset.execute(sql.SQL("TRUNCATE {} CASCADE").format(names))
+        services = (self.async_service, self.sync_service)
+        self.steps += self.pair.runner.run(self.play(*services, program, self.outcomes))
+        self.examples += 1
+
+
+@contextmanager
+def differential(
+    name: str, pair: StorePair, service_class: Any, tables: tuple[str, ...], play: Play
+) -> Iterator[Harness]:
+    """A :class:`Harness` over ``service_class`` on both stores; its figures printed after."""
+    harness = Harness(
+        pair, tables, service_class(pair.async_store), service_class(pair.sync_store), play
+    )
+    try:
+        yield harness
+    finally:
+        print(f"\n{name}: {harness.examples} programs, {harness.steps} steps x 3 services")
+        print("  outcomes:", dict(sorted(harness.outcomes.items())))

@@ -13,19 +13,17 @@ Profiles: ``HYPOTHESIS_PROFILE=ci`` (default; fast, derandomized) or ``soak``.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import psycopg
 import pytest
 from google.adk.artifacts.in_memory_artifact_service import InMemoryArtifactService
 from google.genai import types
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from _hypothesis import SOAK, store_pair
+from _hypothesis import SOAK, Harness, differential, store_pair
 from sqlspec.adapters.psycopg.adk import PsycopgAsyncADKArtifactStore, PsycopgSyncADKArtifactStore
 from sqlspec.extensions.adk import SQLSpecArtifactService
 
@@ -201,43 +199,26 @@ async def run_program(services: dict[str, Any], program: list[Op], outcomes: dic
 # ----------------------------------------------------------------------- tests
 
 
-@dataclass
-class Harness:
-    runner: asyncio.Runner
-    reset: psycopg.Connection[Any]
-    async_service: Any
-    sync_service: Any
-    steps: int = 0
-    examples: int = 0
-    outcomes: dict[str, int] = field(default_factory=dict)
-
-    def run(self, program: list[Op]) -> None:
-        self.reset.execute(f"TRUNCATE {', '.join(ALL_TABLES)}")
-        services = {
-            "memory": InMemoryArtifactService(),
-            "async-store": self.async_service,
-            "sync-store": self.sync_service,
-        }
-        self.steps += self.runner.run(run_program(services, program, self.outcomes))
-        self.examples += 1
+async def play(
+    async_service: Any, sync_service: Any, program: list[Op], outcomes: dict[str, int]
+) -> int:
+    services = {
+        "memory": InMemoryArtifactService(),
+        "async-store": async_service,
+        "sync-store": sync_service,
+    }
+    return await run_program(services, program, outcomes)
 
 
 @pytest.fixture
 def harness(dsn: str) -> Iterator[Harness]:
-    with store_pair(
-        dsn, PsycopgAsyncADKArtifactStore, PsycopgSyncADKArtifactStore, **SYNC_TABLES
-    ) as pair:
-        h = Harness(
-            pair.runner,
-            pair.reset,
-            SQLSpecArtifactService(pair.async_store),
-            SQLSpecArtifactService(pair.sync_store),
-        )
-        try:
-            yield h
-        finally:
-            print(f"\nartifact differential: {h.examples} programs, {h.steps} steps x 3 services")
-            print("  outcomes:", dict(sorted(h.outcomes.items())))
+    with (
+        store_pair(
+            dsn, PsycopgAsyncADKArtifactStore, PsycopgSyncADKArtifactStore, **SYNC_TABLES
+        ) as pair,
+        differential("artifact differential", pair, SQLSpecArtifactService, ALL_TABLES, play) as h,
+    ):
+        yield h
 
 
 @given(program=programs)

@@ -22,13 +22,11 @@ Profiles: ``HYPOTHESIS_PROFILE=ci`` (default; fast, derandomized) or ``soak``.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import psycopg
 import pytest
 from google.adk.errors.session_not_found_error import SessionNotFoundError
 from google.adk.events.event import Event
@@ -40,7 +38,7 @@ from google.genai import types
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from _hypothesis import SOAK, store_pair
+from _hypothesis import SOAK, Harness, differential, store_pair
 from sqlspec.adapters.psycopg import PsycopgAsyncConfig, PsycopgSyncConfig
 from sqlspec.adapters.psycopg.adk import PsycopgAsyncADKStore, PsycopgSyncADKStore
 from sqlspec.extensions.adk import SQLSpecSessionService
@@ -431,41 +429,24 @@ async def run_program(
 # ----------------------------------------------------------------------- tests
 
 
-@dataclass
-class Harness:
-    runner: asyncio.Runner
-    reset: psycopg.Connection[Any]
-    async_service: Any
-    sync_service: Any
-    steps: int = 0
-    examples: int = 0
-    outcomes: dict[str, int] = field(default_factory=dict)
-
-    def run(self, program: list[Op]) -> None:
-        self.reset.execute(f"TRUNCATE {', '.join(ALL_TABLES)} CASCADE")
-        backends = [
-            Backend("memory", InMemorySessionService()),
-            Backend("async-store", self.async_service),
-            Backend("sync-store", self.sync_service),
-        ]
-        self.steps += self.runner.run(run_program(backends, program, self.outcomes))
-        self.examples += 1
+async def play(
+    async_service: Any, sync_service: Any, program: list[Op], outcomes: dict[str, int]
+) -> int:
+    backends = [
+        Backend("memory", InMemorySessionService()),
+        Backend("async-store", async_service),
+        Backend("sync-store", sync_service),
+    ]
+    return await run_program(backends, program, outcomes)
 
 
 @pytest.fixture
 def harness(dsn: str) -> Iterator[Harness]:
-    with store_pair(dsn, PsycopgAsyncADKStore, PsycopgSyncADKStore, **SYNC_TABLES) as pair:
-        h = Harness(
-            pair.runner,
-            pair.reset,
-            SQLSpecSessionService(pair.async_store),
-            SQLSpecSessionService(pair.sync_store),
-        )
-        try:
-            yield h
-        finally:
-            print(f"\ndifferential: {h.examples} programs, {h.steps} steps x 3 services")
-            print("  outcomes:", dict(sorted(h.outcomes.items())))
+    with (
+        store_pair(dsn, PsycopgAsyncADKStore, PsycopgSyncADKStore, **SYNC_TABLES) as pair,
+        differential("differential", pair, SQLSpecSessionService, ALL_TABLES, play) as h,
+    ):
+        yield h
 
 
 S1 = ("app-1", "u-1", "s-1")
