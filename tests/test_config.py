@@ -226,3 +226,23 @@ def test_concurrent_first_calls_open_one_sync_pool(dsn: str) -> None:
         assert len({id(pool) for pool in pools}) == 1
     finally:
         config.close()
+
+
+async def test_a_block_lent_with_prepare_false_prepares_nothing(dsn: str) -> None:
+    config = PsycopgAsyncConfig(
+        connection_config={"conninfo": dsn, "min_size": 1, "max_size": 1, "prepare_threshold": 0}
+    )
+    count = "SELECT count(*) FROM pg_prepared_statements"
+    try:
+        async with config.provide_connection(prepare=False) as conn:
+            for _ in range(3):
+                await conn.execute("SELECT 1")
+            assert await (await conn.execute(count)).fetchone() == (0,)
+        # The same connection lent again prepares as the config says.
+        async with config.provide_connection() as conn:
+            await conn.execute("SELECT 1")
+            row = await (await conn.execute(count)).fetchone()
+            assert row is not None
+            assert row[0] > 0
+    finally:
+        await config.close()

@@ -196,8 +196,15 @@ class PsycopgAsyncConfig(ConfigBase):
             )
 
     @asynccontextmanager
-    async def provide_connection(self) -> AsyncIterator[AsyncConnection[TupleRow]]:
+    async def provide_connection(
+        self, *, prepare: bool = True
+    ) -> AsyncIterator[AsyncConnection[TupleRow]]:
         """Lend a pooled connection; it goes back to the pool when the block ends.
+
+        With ``prepare`` false nothing the block runs is prepared on the server,
+        whatever ``prepare_threshold`` says: statements run once (DDL, an import,
+        a prune) gain nothing from it, and behind a pooler in transaction mode a
+        block's statements may meet other server connections.
 
         On leaving the block an open transaction is committed, or rolled back if
         the block raised (``psycopg_pool``'s connection context behaviour); a
@@ -206,6 +213,8 @@ class PsycopgAsyncConfig(ConfigBase):
         :class:`~sqlspec.DatabaseUnavailableError` when the server is unreachable.
         """
         conn, pool = await self._lend(await self.provide_pool())
+        if not prepare:
+            conn.prepare_threshold = None
         self._count_lent(1)
         try:
             async with conn:

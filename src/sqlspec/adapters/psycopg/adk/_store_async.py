@@ -159,9 +159,9 @@ class AsyncStore(Generic[SchemaT]):
             # Up to date: no DDL, so a role that may only read and write rows can call it.
             return latest, latest
         with translate_errors():
-            async with self.config.provide_connection() as conn, conn.transaction():
-                await conn.execute(versions.lock.text, prepare=False)
-                await conn.execute(versions.create_table.text, prepare=False)
+            async with self.config.provide_connection(prepare=False) as conn, conn.transaction():
+                await conn.execute(versions.lock.text)
+                await conn.execute(versions.create_table.text)
                 tables = await fetchone(conn, versions.tables_exist)
                 recorded = await fetchone(conn, versions.read)
                 assert tables is not None  # the statement always returns one row
@@ -169,8 +169,8 @@ class AsyncStore(Generic[SchemaT]):
                 pending = pending_versions(current, latest)
                 for version in sorted(migrations) if repair else pending:
                     for statement in migrations[version]:
-                        await conn.execute(statement.text, prepare=False)
-                await conn.execute(versions.write.text, {"version": latest}, prepare=False)
+                        await conn.execute(statement.text)
+                await conn.execute(versions.write.text, {"version": latest})
         return current, latest
 
     async def _run_ddl(
@@ -178,10 +178,10 @@ class AsyncStore(Generic[SchemaT]):
     ) -> None:
         """Run schema statements in one transaction, under the schema lock."""
         with translate_errors():
-            async with self.config.provide_connection() as conn, conn.transaction():
-                await conn.execute(versions.lock.text, prepare=False)
+            async with self.config.provide_connection(prepare=False) as conn, conn.transaction():
+                await conn.execute(versions.lock.text)
                 for statement in statements:
-                    await conn.execute(statement.text, prepare=False)
+                    await conn.execute(statement.text)
 
     async def _export_lines(
         self,
@@ -203,8 +203,8 @@ class AsyncStore(Generic[SchemaT]):
         counts: dict[str, int] = {}
         with translate_errors():
             config = self.config.replica_or_primary
-            async with config.provide_connection() as conn, conn.transaction():
-                await conn.execute(EXPORT_SNAPSHOT, prepare=False)
+            async with config.provide_connection(prepare=False) as conn, conn.transaction():
+                await conn.execute(EXPORT_SNAPSHOT)
                 for kind, statement in statements:
                     async with conn.cursor(
                         name=f"sqlspec_export_{kind}", row_factory=statement.row_factory
@@ -237,10 +237,10 @@ class AsyncStore(Generic[SchemaT]):
         runs before the commit: what it raises rolls the import back whole.
         """
         with translate_errors():
-            async with self.config.provide_connection() as conn, conn.transaction():
+            async with self.config.provide_connection(prepare=False) as conn, conn.transaction():
                 staged = 0
                 async with conn.cursor() as cur:
-                    await cur.execute(CREATE_STAGING.text, prepare=False)
+                    await cur.execute(CREATE_STAGING.text)
                     async with cur.copy(COPY_STAGING) as copy:
                         for line in lines:
                             text = staged_line(line)
@@ -250,7 +250,7 @@ class AsyncStore(Generic[SchemaT]):
                 if not staged and not when_empty:
                     return None
                 async with conn.cursor(row_factory=statement.row_factory) as cur:
-                    await cur.execute(statement.text, params(), prepare=False)
+                    await cur.execute(statement.text, params())
                     row = await cur.fetchone()
                 check(row)
                 return row
@@ -265,5 +265,5 @@ async def fetchone(
 ) -> Row | None:
     """One row of ``statement``, on a connection already in a transaction."""
     async with conn.cursor(row_factory=statement.row_factory) as cur:
-        await cur.execute(statement.text, params, prepare=False)
+        await cur.execute(statement.text, params)
         return await cur.fetchone()

@@ -160,9 +160,9 @@ class SyncStore(Generic[SchemaT]):
             # Up to date: no DDL, so a role that may only read and write rows can call it.
             return latest, latest
         with translate_errors():
-            with self.config.provide_connection() as conn, conn.transaction():
-                conn.execute(versions.lock.text, prepare=False)
-                conn.execute(versions.create_table.text, prepare=False)
+            with self.config.provide_connection(prepare=False) as conn, conn.transaction():
+                conn.execute(versions.lock.text)
+                conn.execute(versions.create_table.text)
                 tables = fetchone(conn, versions.tables_exist)
                 recorded = fetchone(conn, versions.read)
                 assert tables is not None  # the statement always returns one row
@@ -170,17 +170,17 @@ class SyncStore(Generic[SchemaT]):
                 pending = pending_versions(current, latest)
                 for version in sorted(migrations) if repair else pending:
                     for statement in migrations[version]:
-                        conn.execute(statement.text, prepare=False)
-                conn.execute(versions.write.text, {"version": latest}, prepare=False)
+                        conn.execute(statement.text)
+                conn.execute(versions.write.text, {"version": latest})
         return current, latest
 
     def _run_ddl(self, versions: VersionStatements, statements: Sequence[Statement[Any]]) -> None:
         """Run schema statements in one transaction, under the schema lock."""
         with translate_errors():
-            with self.config.provide_connection() as conn, conn.transaction():
-                conn.execute(versions.lock.text, prepare=False)
+            with self.config.provide_connection(prepare=False) as conn, conn.transaction():
+                conn.execute(versions.lock.text)
                 for statement in statements:
-                    conn.execute(statement.text, prepare=False)
+                    conn.execute(statement.text)
 
     def _export_lines(
         self,
@@ -202,8 +202,8 @@ class SyncStore(Generic[SchemaT]):
         counts: dict[str, int] = {}
         with translate_errors():
             config = self.config.replica_or_primary
-            with config.provide_connection() as conn, conn.transaction():
-                conn.execute(EXPORT_SNAPSHOT, prepare=False)
+            with config.provide_connection(prepare=False) as conn, conn.transaction():
+                conn.execute(EXPORT_SNAPSHOT)
                 for kind, statement in statements:
                     with conn.cursor(
                         name=f"sqlspec_export_{kind}", row_factory=statement.row_factory
@@ -236,10 +236,10 @@ class SyncStore(Generic[SchemaT]):
         runs before the commit: what it raises rolls the import back whole.
         """
         with translate_errors():
-            with self.config.provide_connection() as conn, conn.transaction():
+            with self.config.provide_connection(prepare=False) as conn, conn.transaction():
                 staged = 0
                 with conn.cursor() as cur:
-                    cur.execute(CREATE_STAGING.text, prepare=False)
+                    cur.execute(CREATE_STAGING.text)
                     with cur.copy(COPY_STAGING) as copy:
                         for line in lines:
                             text = staged_line(line)
@@ -249,7 +249,7 @@ class SyncStore(Generic[SchemaT]):
                 if not staged and not when_empty:
                     return None
                 with conn.cursor(row_factory=statement.row_factory) as cur:
-                    cur.execute(statement.text, params(), prepare=False)
+                    cur.execute(statement.text, params())
                     row = cur.fetchone()
                 check(row)
                 return row
@@ -264,5 +264,5 @@ def fetchone(
 ) -> Row | None:
     """One row of ``statement``, on a connection already in a transaction."""
     with conn.cursor(row_factory=statement.row_factory) as cur:
-        cur.execute(statement.text, params, prepare=False)
+        cur.execute(statement.text, params)
         return cur.fetchone()

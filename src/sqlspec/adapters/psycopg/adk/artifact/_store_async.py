@@ -146,9 +146,9 @@ class PsycopgAsyncADKArtifactStore(ArtifactStoreBase, AsyncStore[ArtifactSchema]
         )
         digest, size = hashlib.sha256(), 0
         with translate_errors():
-            async with self.config.provide_connection() as conn, conn.transaction():
+            async with self.config.provide_connection(prepare=False) as conn, conn.transaction():
                 for statement in CREATE_STAGING:
-                    await conn.execute(statement.text, prepare=False)
+                    await conn.execute(statement.text)
                 async with conn.cursor() as cur, cur.copy(COPY_STAGING) as copy:
                     copy.set_types(["int4", "bytea"])
                     for seq, chunk in enumerate(rechunked(content)):
@@ -162,9 +162,7 @@ class PsycopgAsyncADKArtifactStore(ArtifactStoreBase, AsyncStore[ArtifactSchema]
                     try:
                         # A savepoint: a lost race reruns the statement, not the copy.
                         async with conn.transaction(), conn.cursor() as cur:
-                            await cur.execute(
-                                self.statements.save_staged.text, params, prepare=False
-                            )
+                            await cur.execute(self.statements.save_staged.text, params)
                             row = await cur.fetchone()
                     except psycopg.errors.ForeignKeyViolation:
                         if attempt == TRANSIENT_ATTEMPTS:

@@ -149,9 +149,9 @@ class PsycopgSyncADKArtifactStore(ArtifactStoreBase, SyncStore[ArtifactSchema]):
         )
         digest, size = hashlib.sha256(), 0
         with translate_errors():
-            with self.config.provide_connection() as conn, conn.transaction():
+            with self.config.provide_connection(prepare=False) as conn, conn.transaction():
                 for statement in CREATE_STAGING:
-                    conn.execute(statement.text, prepare=False)
+                    conn.execute(statement.text)
                 with conn.cursor() as cur, cur.copy(COPY_STAGING) as copy:
                     copy.set_types(["int4", "bytea"])
                     for seq, chunk in enumerate(rechunked(content)):
@@ -165,7 +165,7 @@ class PsycopgSyncADKArtifactStore(ArtifactStoreBase, SyncStore[ArtifactSchema]):
                     try:
                         # A savepoint: a lost race reruns the statement, not the copy.
                         with conn.transaction(), conn.cursor() as cur:
-                            cur.execute(self.statements.save_staged.text, params, prepare=False)
+                            cur.execute(self.statements.save_staged.text, params)
                             row = cur.fetchone()
                     except psycopg.errors.ForeignKeyViolation:
                         if attempt == TRANSIENT_ATTEMPTS:

@@ -162,36 +162,34 @@ class PsycopgAsyncADKStore(SessionStoreBase, AsyncStore[SessionSchema]):
         statements = self.statements
         sessions = events = 0
         with translate_errors():
-            async with self.config.provide_connection() as conn:
+            async with self.config.provide_connection(prepare=False) as conn:
                 if not conn.autocommit:
                     await conn.set_autocommit(True)
                 detach_timeout = {"lock_timeout": DETACH_LOCK_TIMEOUT}
                 try:
                     async with conn.transaction():
-                        await conn.execute(SET_LOCK_TIMEOUT.text, detach_timeout, prepare=False)
-                        await conn.execute(self.schema.month_partitions.text, prepare=False)
+                        await conn.execute(SET_LOCK_TIMEOUT.text, detach_timeout)
+                        await conn.execute(self.schema.month_partitions.text)
                 except psycopg.errors.LockNotAvailable:
                     pass  # months are made ahead: the next prune makes this one
                 async with conn.cursor(
                     row_factory=statements.prunable_partitions.row_factory
                 ) as cur:
-                    await cur.execute(statements.prunable_partitions.text, params, prepare=False)
+                    await cur.execute(statements.prunable_partitions.text, params)
                     months = await cur.fetchall()
                 waited = {"lock_timeout": await fetchone(conn, CURRENT_LOCK_TIMEOUT)}
                 for month in months:
                     bounds = {**params, "lo": month.lo, "hi": month.hi}
                     try:
                         async with conn.transaction() as month_work:
-                            await conn.execute(SET_LOCK_TIMEOUT.text, detach_timeout, prepare=False)
-                            await conn.execute(
-                                statements.detach_partition(month.name).text, prepare=False
-                            )
-                            await conn.execute(SET_LOCK_TIMEOUT.text, waited, prepare=False)
+                            await conn.execute(SET_LOCK_TIMEOUT.text, detach_timeout)
+                            await conn.execute(statements.detach_partition(month.name).text)
+                            await conn.execute(SET_LOCK_TIMEOUT.text, waited)
                             lock = await fetchone(conn, statements.lock_month, bounds)
                             if lock is None or lock.live:
                                 raise psycopg.Rollback(month_work)
                             month_events = await fetchone(conn, count_rows(month.name)) or 0
-                            await conn.execute(drop_table(month.name).text, prepare=False)
+                            await conn.execute(drop_table(month.name).text)
                             deleted = await fetchone(conn, statements.delete_month, bounds)
                             sessions, events = sessions + (deleted or 0), events + month_events
                     except psycopg.errors.LockNotAvailable:

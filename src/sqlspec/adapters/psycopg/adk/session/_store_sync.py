@@ -165,34 +165,32 @@ class PsycopgSyncADKStore(SessionStoreBase, SyncStore[SessionSchema]):
         statements = self.statements
         sessions = events = 0
         with translate_errors():
-            with self.config.provide_connection() as conn:
+            with self.config.provide_connection(prepare=False) as conn:
                 if not conn.autocommit:
                     conn.set_autocommit(True)
                 detach_timeout = {"lock_timeout": DETACH_LOCK_TIMEOUT}
                 try:
                     with conn.transaction():
-                        conn.execute(SET_LOCK_TIMEOUT.text, detach_timeout, prepare=False)
-                        conn.execute(self.schema.month_partitions.text, prepare=False)
+                        conn.execute(SET_LOCK_TIMEOUT.text, detach_timeout)
+                        conn.execute(self.schema.month_partitions.text)
                 except psycopg.errors.LockNotAvailable:
                     pass  # months are made ahead: the next prune makes this one
                 with conn.cursor(row_factory=statements.prunable_partitions.row_factory) as cur:
-                    cur.execute(statements.prunable_partitions.text, params, prepare=False)
+                    cur.execute(statements.prunable_partitions.text, params)
                     months = cur.fetchall()
                 waited = {"lock_timeout": fetchone(conn, CURRENT_LOCK_TIMEOUT)}
                 for month in months:
                     bounds = {**params, "lo": month.lo, "hi": month.hi}
                     try:
                         with conn.transaction() as month_work:
-                            conn.execute(SET_LOCK_TIMEOUT.text, detach_timeout, prepare=False)
-                            conn.execute(
-                                statements.detach_partition(month.name).text, prepare=False
-                            )
-                            conn.execute(SET_LOCK_TIMEOUT.text, waited, prepare=False)
+                            conn.execute(SET_LOCK_TIMEOUT.text, detach_timeout)
+                            conn.execute(statements.detach_partition(month.name).text)
+                            conn.execute(SET_LOCK_TIMEOUT.text, waited)
                             lock = fetchone(conn, statements.lock_month, bounds)
                             if lock is None or lock.live:
                                 raise psycopg.Rollback(month_work)
                             month_events = fetchone(conn, count_rows(month.name)) or 0
-                            conn.execute(drop_table(month.name).text, prepare=False)
+                            conn.execute(drop_table(month.name).text)
                             deleted = fetchone(conn, statements.delete_month, bounds)
                             sessions, events = sessions + (deleted or 0), events + month_events
                     except psycopg.errors.LockNotAvailable:
