@@ -211,7 +211,11 @@ def run_measured(
         peak_file = os.path.join(folder, "peak")
         command = [sys.executable, "-m", "benchmarks.peak", peak_file, module, *args]
         start = time.perf_counter()
-        status = subprocess.run(command, stdout=stdout, stderr=stderr, check=False).returncode
+        # From the checkout's root, where ``benchmarks`` is found, whatever the caller's cwd.
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        status = subprocess.run(
+            command, stdout=stdout, stderr=stderr, cwd=root, check=False
+        ).returncode
         seconds = time.perf_counter() - start
         with open(peak_file) as peak:
             return status, seconds, int(peak.read())
