@@ -632,3 +632,12 @@ async def test_deleting_a_session_leaves_its_artifacts_and_the_users(dsn: str) -
         assert await load(artifacts, "notes.txt", session_id=session.id) is None
     finally:
         await config.close()
+
+
+async def test_saving_leaves_the_callers_part_as_it_was(artifacts: Any) -> None:
+    part = blob(b"bytes")
+    text = types.Part(text="words")
+    await save(artifacts, "b", part)
+    await save(artifacts, "t", text)
+    assert part == blob(b"bytes")
+    assert text == types.Part(text="words")

@@ -154,19 +154,20 @@ def artifact_record(
             ``artifact://`` reference that is invalid or leaves the caller's scope.
         InvalidValueError: ``custom_metadata`` that is not JSON.
     """
-    stripped = part.model_copy(deep=True)
+    # Shallow copies, only serialized: the content is not copied with the part.
+    stripped = part
     content_kind: ContentKind | None = None
     content: bytes | None = None
     mime_type: str | None = None
     if part.inline_data is not None:
         content_kind, content = "inline_data", part.inline_data.data or b""
         mime_type = part.inline_data.mime_type
-        assert stripped.inline_data is not None
-        stripped.inline_data.data = None
+        blob = part.inline_data.model_copy(update={"data": None})
+        stripped = part.model_copy(update={"inline_data": blob})
     elif part.text is not None:
         content_kind, content = "text", part.text.encode("utf-8", _TEXT_ERRORS)
         mime_type = "text/plain"
-        stripped.text = None
+        stripped = part.model_copy(update={"text": None})
     elif (file_data := part.file_data) is not None:
         if artifact_util.is_artifact_ref(part):
             parsed = artifact_util.parse_artifact_uri(cast(str, file_data.file_uri))
