@@ -109,11 +109,6 @@ class PsycopgAsyncConfig(ConfigBase):
     async def _configure(conn: AsyncConnection[TupleRow]) -> None:
         conn.server_cursor_factory = _AsyncServerCursor
 
-    async def _reset(self, conn: AsyncConnection[TupleRow]) -> None:
-        # A borrower may have switched autocommit; the next one gets the configured mode.
-        if conn.autocommit is not self.settings.autocommit:
-            await conn.set_autocommit(self.settings.autocommit)
-
     def _open_pool(self) -> AsyncConnectionPool[AsyncConnection[TupleRow]] | None:
         """The pool opened before, if this caller may use it."""
         if True:  # ASYNC
@@ -171,7 +166,6 @@ class PsycopgAsyncConfig(ConfigBase):
             kwargs=self.connect_kwargs,
             open=False,
             configure=self._configure,
-            reset=self._reset,
             **self.settings.pool,
         )
         await new_pool.open()
@@ -271,6 +265,12 @@ class PsycopgAsyncConfig(ConfigBase):
                 raise await self._diagnose(pool) from exc
             if dropped == self.settings.max_size or not closed_by_server(conn):
                 conn.prepare_threshold = self.prepare_threshold
+                # A borrower may have switched autocommit; the next one gets the
+                # configured mode. Done here, not by the pool's reset hook: with one,
+                # psycopg_pool hands every returned connection to a worker task, a
+                # cost on every call and a connection the next caller waits for.
+                if not conn.closed and conn.autocommit is not self.settings.autocommit:
+                    await conn.set_autocommit(self.settings.autocommit)
                 return conn, pool
             dropped += 1
             await conn.close()

@@ -105,11 +105,6 @@ class PsycopgSyncConfig(ConfigBase):
     def _configure(conn: Connection[TupleRow]) -> None:
         conn.server_cursor_factory = _ServerCursor
 
-    def _reset(self, conn: Connection[TupleRow]) -> None:
-        # A borrower may have switched autocommit; the next one gets the configured mode.
-        if conn.autocommit is not self.settings.autocommit:
-            conn.set_autocommit(self.settings.autocommit)
-
     def _open_pool(self) -> ConnectionPool[Connection[TupleRow]] | None:
         """The pool opened before, if this caller may use it."""
         return self._pool
@@ -153,7 +148,6 @@ class PsycopgSyncConfig(ConfigBase):
             kwargs=self.connect_kwargs,
             open=False,
             configure=self._configure,
-            reset=self._reset,
             **self.settings.pool,
         )
         new_pool.open()
@@ -245,6 +239,12 @@ class PsycopgSyncConfig(ConfigBase):
                 raise self._diagnose(pool) from exc
             if dropped == self.settings.max_size or not closed_by_server(conn):
                 conn.prepare_threshold = self.prepare_threshold
+                # A borrower may have switched autocommit; the next one gets the
+                # configured mode. Done here, not by the pool's reset hook: with one,
+                # psycopg_pool hands every returned connection to a worker task, a
+                # cost on every call and a connection the next caller waits for.
+                if not conn.closed and conn.autocommit is not self.settings.autocommit:
+                    conn.set_autocommit(self.settings.autocommit)
                 return conn, pool
             dropped += 1
             conn.close()
