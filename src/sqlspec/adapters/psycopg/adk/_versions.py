@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from psycopg import sql
-from psycopg.rows import class_row
 
-from sqlspec.adapters.psycopg.adk._statement import Statement, scalar
+from sqlspec.adapters.psycopg.adk._statement import Statement, record_row, scalar
 from sqlspec.exceptions import SchemaVersionError
 
 __all__ = [
@@ -76,7 +75,7 @@ class VersionStatements:
                 "SELECT to_regclass({}) IS NOT NULL AS schema_table_exists, "
                 "to_regclass({}) IS NOT NULL AS main_table_exists"
             ).format(sql.Literal(f'"{SCHEMA_TABLE}"'), sql.Literal(f'"{main_table}"')),
-            class_row(SchemaTables),
+            record_row(SchemaTables),
         )
         self.read = scalar(
             sql.SQL("SELECT version FROM {} WHERE session_table = {}").format(

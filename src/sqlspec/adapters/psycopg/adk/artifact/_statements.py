@@ -9,9 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from psycopg import sql
-from psycopg.rows import class_row
 
-from sqlspec.adapters.psycopg.adk._statement import Statement, scalar
+from sqlspec.adapters.psycopg.adk._statement import Statement, record_row, scalar
 from sqlspec.adapters.psycopg.adk.artifact._schema import ArtifactSchema
 
 __all__ = [
@@ -128,7 +127,7 @@ def prune_blobs(s: ArtifactSchema) -> Statement[PrunedBlobs]:
             )
             SELECT count(*) AS blobs, coalesce(sum(size), 0)::bigint AS bytes FROM swept"""
         ).format(blobs=sql.Identifier(s.blobs), artifacts=sql.Identifier(s.table)),
-        class_row(PrunedBlobs),
+        record_row(PrunedBlobs),
     )
 
 
@@ -175,7 +174,7 @@ def load(s: ArtifactSchema) -> Statement[LoadedChunk]:
             chunks=sql.Identifier(s.chunks),
             file=_FILE,
         ),
-        class_row(LoadedChunk),
+        record_row(LoadedChunk),
         binary=True,
     )
 
@@ -263,7 +262,7 @@ def version_infos(s: ArtifactSchema, *, latest_only: bool) -> Statement[VersionR
             file=_FILE,
             order=sql.SQL("DESC LIMIT 1" if latest_only else "ASC"),
         ),
-        class_row(VersionRow),
+        record_row(VersionRow),
     )
 
 
@@ -280,7 +279,7 @@ def scope_versions(s: ArtifactSchema) -> Statement[VersionRow]:
               AND a.session_id IN ('', %(session_id)s)
             ORDER BY a.filename, a.version"""
         ).format(columns=_VERSION_COLUMNS, artifacts=sql.Identifier(s.table)),
-        class_row(VersionRow),
+        record_row(VersionRow),
     )
 
 
@@ -435,7 +434,7 @@ def import_staged(s: ArtifactSchema) -> Statement[ImportedArtifacts]:
             blobs=sql.Identifier(s.blobs),
             chunks=sql.Identifier(s.chunks),
         ),
-        class_row(ImportedArtifacts),
+        record_row(ImportedArtifacts),
     )
 
 

@@ -6,9 +6,8 @@ from dataclasses import dataclass
 
 from google.adk.memory.memory_entry import MemoryEntry
 from psycopg import sql
-from psycopg.rows import class_row
 
-from sqlspec.adapters.psycopg.adk._statement import Statement, scalar
+from sqlspec.adapters.psycopg.adk._statement import Statement, record_row, scalar
 from sqlspec.extensions.adk.memory import _codec
 from sqlspec.extensions.adk.session._codec import decode_state
 
@@ -97,7 +96,7 @@ def search(m: sql.Composable) -> Statement[FoundMemory]:
             ORDER BY ts_rank(m.search_vector, {query}) DESC, m.event_time DESC NULLS LAST, m.id
             LIMIT %(limit)s"""
         ).format(m=m, found=_FOUND, live=_LIVE, query=_QUERY),
-        class_row(FoundMemory),
+        record_row(FoundMemory),
         index_only=True,
     )
 
@@ -144,7 +143,7 @@ def hybrid_search(m: sql.Composable) -> Statement[FoundMemory]:
             ORDER BY f.score DESC, m.event_time DESC NULLS LAST, m.id
             LIMIT %(limit)s"""
         ).format(m=m, found=_FOUND, live=_LIVE, query=_QUERY, k=sql.Literal(RRF_K)),
-        class_row(FoundMemory),
+        record_row(FoundMemory),
         index_only=True,
     )
 
@@ -267,7 +266,7 @@ def import_staged(m: sql.Composable, *, vectors: bool) -> Statement[ImportedMemo
             embedding_column=sql.SQL(", embedding" if vectors else ""),
             embedding_value=sql.SQL(", (l.line ->> 'embedding')::vector" if vectors else ""),
         ),
-        class_row(ImportedMemories),
+        record_row(ImportedMemories),
     )
 
 

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from psycopg import sql
-from psycopg.rows import class_row
 
 from sqlspec.adapters.psycopg.adk._statement import (
     MAX_IDENTIFIER_BYTES,
     Statement,
     derived_name,
+    record_row,
     scalar,
     validate_identifier,
 )
@@ -211,7 +211,7 @@ class SessionSchema:
                 "SELECT o.kind, o.name, to_regclass(quote_ident(o.name)) IS NULL AS missing "
                 "FROM (VALUES {}) AS o(kind, name)"
             ).format(sql.SQL(", ").join(sql.SQL("({}, {})").format(*pair) for pair in objects)),
-            class_row(MissingObject),
+            record_row(MissingObject),
         )
 
 

@@ -1,7 +1,7 @@
 """Every statement of the session stores, each a named unit beside the record it returns.
 
 Each service call maps to one statement here, so it costs one round trip. A
-statement that returns rows reads them through ``class_row`` of the record
+statement that returns rows reads them through ``record_row`` of the record
 declared next to it: its columns are matched by name, not by position.
 """
 
@@ -14,9 +14,8 @@ from typing import Any
 from google.adk.events.event import Event
 from google.adk.sessions.session import Session
 from psycopg import sql
-from psycopg.rows import class_row
 
-from sqlspec.adapters.psycopg.adk._statement import Statement, scalar
+from sqlspec.adapters.psycopg.adk._statement import Statement, record_row, scalar
 from sqlspec.adapters.psycopg.adk.session._schema import (
     EVENT_COLUMNS,
     TableNames,
@@ -234,7 +233,7 @@ def create_session(n: dict[str, sql.Composable], *, app: bool = True) -> Stateme
                     AS user_state
             FROM new_session n"""
         ).format(upserts=state_upserts(n, "new_session", app=app), **n),
-        class_row(CreatedSession),
+        record_row(CreatedSession),
     )
 
 
@@ -307,7 +306,7 @@ def get_session(
             live=LIVE,
             **n,
         ),
-        class_row(StoredSession),
+        record_row(StoredSession),
     )
 
 
@@ -395,7 +394,7 @@ def refresh_session(n: dict[str, sql.Composable]) -> Statement[RefreshedSession]
             LEFT JOIN {app_states} a ON a.app_name = %(app_name)s
             LEFT JOIN {user_states} u ON u.app_name = %(app_name)s AND u.user_id = %(user_id)s"""
         ).format(event_json=event_json(), exact_ts=EXACT_TS, live=LIVE, **n),
-        class_row(RefreshedSession),
+        record_row(RefreshedSession),
     )
 
 
@@ -475,7 +474,7 @@ def list_sessions(
             live=LIVE,
             **n,
         ),
-        class_row(ListedSession),
+        record_row(ListedSession),
     )
 
 
@@ -563,7 +562,7 @@ def append_event(
             live=LIVE,
             **n,
         ),
-        class_row(AppendOutcome),
+        record_row(AppendOutcome),
     )
 
 
@@ -600,7 +599,7 @@ def session_revision(n: dict[str, sql.Composable]) -> Statement[SessionRevision]
             WHERE s.app_name = %(app_name)s AND s.user_id = %(user_id)s AND s.id = %(session_id)s
               AND {live}"""
         ).format(exact_ts=EXACT_TS, live=LIVE, **n),
-        class_row(SessionRevision),
+        record_row(SessionRevision),
     )
 
 
@@ -661,7 +660,7 @@ def count_prunable(n: dict[str, sql.Composable]) -> Statement[Pruned]:
         sql.SQL(
             "SELECT count(*) AS sessions, COALESCE(sum({event_count}), 0)::bigint AS events {idle}"
         ).format(event_count=_EVENT_COUNT.format(**n), idle=_IDLE.format(prunable=_PRUNABLE, **n)),
-        class_row(Pruned),
+        record_row(Pruned),
     )
 
 
@@ -682,7 +681,7 @@ def prune(n: dict[str, sql.Composable]) -> Statement[Pruned]:
             idle=_IDLE.format(prunable=_PRUNABLE, **n),
             **n,
         ),
-        class_row(Pruned),
+        record_row(Pruned),
     )
 
 
@@ -738,7 +737,7 @@ def prunable_partitions(n: dict[str, sql.Composable], events: str) -> Statement[
             prunable=_PRUNABLE,
             **n,
         ),
-        class_row(Month),
+        record_row(Month),
     )
 
 
@@ -762,7 +761,7 @@ def lock_month(n: dict[str, sql.Composable]) -> Statement[MonthLock]:
             FROM (SELECT s.update_time, s.expire_time FROM {sessions} s
                   WHERE s.create_time >= %(lo)s AND s.create_time < %(hi)s FOR UPDATE) s"""
         ).format(prunable=_PRUNABLE, **n),
-        class_row(MonthLock),
+        record_row(MonthLock),
     )
 
 
@@ -981,7 +980,7 @@ def import_staged(n: dict[str, sql.Composable], *, partitioned: bool) -> Stateme
             insert_record=insert.record,
             **n,
         ),
-        class_row(ImportCounts),
+        record_row(ImportCounts),
     )
 
 
@@ -1024,7 +1023,7 @@ def import_events(n: dict[str, sql.Composable], *, partitioned: bool) -> Stateme
             live=LIVE,
             **n,
         ),
-        class_row(ImportedEvents),
+        record_row(ImportedEvents),
     )
 
 
