@@ -9,12 +9,13 @@ A failure of one implementation in one scenario becomes an error row; the run go
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import sys
 import time
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -203,7 +204,25 @@ async def scenario_append(ctx: Context) -> None:
 
         await ctx.guard(S1, "read back the floor's rows", impl.label, check)
 
+    await _create_sessions(ctx)
     await _append_to_long_session(ctx)
+
+
+async def _create_sessions(ctx: Context) -> None:
+    """New sessions, each of its own user, with plain, ``user:`` and ``app:`` state."""
+    s = ctx.sizes
+    operation = "create_session (plain, user:, app: keys)"
+    calls: list[Call] = []
+    for impl in ctx.impls:
+        numbers = itertools.count()
+
+        def create(_: int, impl: Impl = impl, numbers: Iterator[int] = numbers) -> Any:
+            number = next(numbers)
+            key = f"create-{impl.key}-{number}"
+            return impl.create_session(APP, key, key, session_state(number))
+
+        calls.append(Call(impl, operation, create))
+    await ctx.timed(S1, calls, ctx.budget(s.appends, chunk=25))
 
 
 async def _append_to_long_session(ctx: Context) -> None:
