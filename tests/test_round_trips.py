@@ -21,10 +21,13 @@ from google.adk.events.event import Event
 from google.adk.events.event_actions import EventActions
 from google.adk.sessions.base_session_service import GetSessionConfig
 from google.genai import types
+from psycopg import sql
 
 from helpers import RoundTripCounter, count_round_trips, trace_bursts
 from sqlspec.adapters.psycopg import PsycopgAsyncConfig, PsycopgSyncConfig
 from sqlspec.adapters.psycopg.adk import PsycopgAsyncADKStore, PsycopgSyncADKStore
+from sqlspec.adapters.psycopg.adk._statement import scalar
+from sqlspec.exceptions import SQLSpecError
 from sqlspec.extensions.adk import SQLSpecSessionService
 
 APP = "rt-app"
@@ -128,8 +131,8 @@ async def test_counter_counts_two_statements_as_two_async(dsn: str) -> None:
             await conn.execute("SELECT 2")
         assert await counter.take() == 1, counter.last_trace
 
-        # A transaction left open is rolled back by the pool's background reset,
-        # after putconn() returned: take() waits for it and counts it.
+        # A transaction left open is rolled back by the pool when it comes back,
+        # in putconn(): take() counts it.
         pool = await config.provide_pool()
         conn = await pool.getconn()
         counter._attach(conn)
@@ -370,3 +373,22 @@ def test_sync_store_one_round_trip_per_call(sync_counted: tuple[Any, RoundTripCo
             service.delete_session(app_name=APP, user_id=USER, session_id=session.id),
         )
     _check_one_trip_each("sync", measured, examples)
+
+
+def test_failed_runs_count_as_psycopg_counts_them(
+    sync_counted: tuple[Any, RoundTripCounter],
+) -> None:
+    """psycopg counts a failed run towards preparing a statement, except its first, which
+    it forgets: the store must foresee the run that prepares it all the same, or that
+    run takes two round trips."""
+    service, counter = sync_counted
+    store = service.store
+    divide = scalar(sql.SQL("SELECT 1 / %(d)s::int"))
+    trips = []
+    for d in (0, 0, 1, 1, 0, 1, 0, *[1] * REPEATS):
+        try:
+            store._run(divide, {"d": d})
+        except SQLSpecError:
+            assert d == 0
+        trips.append(counter.take_sync())
+    assert trips == [1] * len(trips), (trips, trace_bursts(counter.last_trace))

@@ -35,7 +35,7 @@ from sqlspec.adapters.psycopg.adk._jsonl import (
     TextSink,
     staged_line,
 )
-from sqlspec.adapters.psycopg.adk._statement import INDEX_ONLY, Statement
+from sqlspec.adapters.psycopg.adk._statement import INDEX_ONLY, Executions, Statement
 from sqlspec.adapters.psycopg.adk._versions import (
     VersionStatements,
     WingSchema,
@@ -56,6 +56,7 @@ class SyncStore(Generic[SchemaT]):
 
     def __init__(self, config: PsycopgSyncConfig) -> None:
         self.config = config
+        self._runs = Executions()
 
     def _run(
         self,
@@ -69,7 +70,9 @@ class SyncStore(Generic[SchemaT]):
 
         A ``replica`` read tolerates lag: it goes to the config's read replica, if any.
 
-        Pipeline mode keeps a statement being prepared to one round trip too. A
+        Pipeline mode keeps a statement being prepared to one round trip too; it
+        costs 35-60 us a call, so only the execution that prepares it (foreseen
+        by :class:`Executions`) and an ``index_only`` statement use it. A
         deadlock or serialization failure rolled the statement back whole, so
         it is run again, a few times at most; so is a ``read`` whose connection
         broke (a write is not: it may have been applied). A write a read-only
@@ -89,19 +92,22 @@ class SyncStore(Generic[SchemaT]):
                     with config.provide_connection() as conn:
                         if not conn.autocommit:
                             conn.set_autocommit(True)
-                        with config.command_deadline(conn):
+                        with config.command_deadline(conn), self._runs.counting(conn, statement):
                             with conn.cursor(row_factory=statement.row_factory) as cur:
-                                # Leaving the pipeline syncs once and collects the result.
-                                with conn.pipeline():
-                                    if statement.index_only:
-                                        # Not conn.transaction(): in a pipeline it syncs
-                                        # after BEGIN, a round trip of its own. A failure
-                                        # leaves the transaction for the pool to roll back.
-                                        conn.execute(b"BEGIN")
-                                        conn.execute(INDEX_ONLY)
+                                if statement.index_only or self._runs.prepares(conn, statement):
+                                    # Leaving the pipeline syncs once and collects the result.
+                                    with conn.pipeline():
+                                        if statement.index_only:
+                                            # Not conn.transaction(): in a pipeline it syncs
+                                            # after BEGIN, a round trip of its own. A failure
+                                            # leaves the transaction for the pool to roll back.
+                                            conn.execute(b"BEGIN")
+                                            conn.execute(INDEX_ONLY)
+                                        cur.execute(statement.text, params, binary=statement.binary)
+                                        if statement.index_only:
+                                            conn.execute(b"COMMIT")
+                                else:
                                     cur.execute(statement.text, params, binary=statement.binary)
-                                    if statement.index_only:
-                                        conn.execute(b"COMMIT")
                                 return cur.fetchall()
                 except psycopg.errors.ReadOnlySqlTransaction:
                     refused += 1
