@@ -70,7 +70,9 @@ class Statement(Generic[Row_co]):
     on them.
 
     ``binary`` asks for the rows in binary: for large ``bytea`` columns, which
-    the text format would send hex-encoded, twice their size, to be decoded here.
+    the text format would send hex-encoded, twice their size, to be decoded here,
+    and for arrays of JSON texts, which it would send with every quote escaped,
+    to be unescaped here (a third of a 200-event read's time outside pydantic).
     """
 
     __slots__ = ("binary", "index_only", "query", "row_factory", "text")

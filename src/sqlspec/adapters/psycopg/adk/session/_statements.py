@@ -307,6 +307,7 @@ def get_session(
             **n,
         ),
         record_row(StoredSession),
+        binary=True,
     )
 
 
@@ -395,6 +396,7 @@ def refresh_session(n: dict[str, sql.Composable]) -> Statement[RefreshedSession]
             LEFT JOIN {user_states} u ON u.app_name = %(app_name)s AND u.user_id = %(user_id)s"""
         ).format(event_json=event_json(), exact_ts=EXACT_TS, live=LIVE, **n),
         record_row(RefreshedSession),
+        binary=True,
     )
 
 
