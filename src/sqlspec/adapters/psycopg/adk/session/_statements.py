@@ -349,6 +349,14 @@ def refresh_session(n: dict[str, sql.Composable]) -> Statement[RefreshedSession]
     Otherwise, or when nothing is held, every event comes back (``revision`` is
     never negative). ``fresh`` reads the new events' keys to judge; their JSON is
     built once, by the events subquery.
+
+    ``last_held`` is the newest event up to the revision held, which must be the
+    last the caller holds: the events order index walked backwards finds it past
+    the few new ones. On tables never analyzed every index of the events looks
+    alike to the planner: it looked the last event held up by id through the
+    revision index, and read the new events through the order index, each time
+    reading the whole history. An order only one index gives saves a sort, which
+    decides: ``ORDER BY e.revision`` for the new events, which changes no result.
     """
     return Statement(
         sql.SQL(
@@ -368,13 +376,16 @@ def refresh_session(n: dict[str, sql.Composable]) -> Statement[RefreshedSession]
             ), last_held AS (
                 SELECT e."timestamp" AS ts, {exact_ts} AS exact_ts, e.id
                 FROM {events} e
-                WHERE e.app_name = %(app_name)s AND e.user_id = %(user_id)s
-                  AND e.session_id = %(session_id)s AND e.id = %(last_event_id)s
+                WHERE (SELECT s.same FROM s) AND e.app_name = %(app_name)s
+                  AND e.user_id = %(user_id)s AND e.session_id = %(session_id)s
+                  AND e.revision <= %(revision)s
+                ORDER BY e."timestamp" DESC, {exact_ts} DESC, e.id DESC
+                LIMIT 1
             ), complete AS (
                 SELECT s.same
                     AND (SELECT count(DISTINCT f.revision) FROM fresh f)
                         = s.revision - %(revision)s
-                    AND (%(last_event_id)s::text IS NULL OR EXISTS (SELECT FROM last_held))
+                    AND (SELECT h.id FROM last_held h) IS NOT DISTINCT FROM %(last_event_id)s
                     AND NOT EXISTS (
                         SELECT FROM fresh f, last_held h
                         WHERE (f.ts, f.exact_ts, f.id) <= (h.ts, h.exact_ts, h.id)
@@ -390,6 +401,7 @@ def refresh_session(n: dict[str, sql.Composable]) -> Statement[RefreshedSession]
                     WHERE e.app_name = s.app_name AND e.user_id = %(user_id)s
                       AND e.session_id = s.id
                       AND e.revision > CASE WHEN c.yes THEN %(revision)s ELSE -1 END
+                    ORDER BY e.revision
                 ) x) AS events
             FROM s CROSS JOIN complete c
             LEFT JOIN {app_states} a ON a.app_name = %(app_name)s
