@@ -20,8 +20,10 @@ import pytest
 from google.adk.events.event import Event
 from google.adk.sessions.base_session_service import GetSessionConfig
 from google.genai import types
+from psycopg import sql
 
 from conftest import pool_config
+from helpers import numbered
 from sqlspec.adapters.psycopg import PsycopgSyncConfig
 from sqlspec.adapters.psycopg.adk import PsycopgSyncADKStore
 from sqlspec.adapters.psycopg.adk._statement import Statement
@@ -76,14 +78,22 @@ def loaded(
         conn.execute("DROP SCHEMA plans CASCADE")
 
 
+@pytest.fixture(params=[False, True], ids=["custom-plan", "generic-plan"])
+def generic(request: pytest.FixtureRequest) -> bool:
+    """Whether to plan a statement as run once, or as once prepared: psycopg prepares a
+    statement after a few runs, and PostgreSQL may then plan it once for any parameters."""
+    return bool(request.param)
+
+
 def plan_of(
     dsn: str,
     statement: Statement[Any],
     params: Any,
+    generic: bool,
     before: Callable[[psycopg.Connection[Any]], object] | None = None,
 ) -> list[dict[str, Any]]:
     """The nodes of the statement's executed plan, after ``before`` ran in the same
-    transaction (anything either wrote is rolled back)."""
+    transaction (anything either wrote is rolled back); ``generic`` as once prepared."""
     with psycopg.connect(dsn) as conn:
         analyzed = conn.execute(
             "SELECT count(*) FROM pg_stat_user_tables WHERE schemaname = 'plans' "
@@ -92,7 +102,20 @@ def plan_of(
         assert analyzed == (0,), "the tables must never have been analyzed"
         if before is not None:
             before(conn)
-        row = conn.execute(b"EXPLAIN (ANALYZE, FORMAT JSON) " + statement.text, params).fetchone()
+        if statement.planner:
+            conn.execute(statement.planner)  # as the store runs it
+        if generic:
+            prepared, names = numbered(statement.text)
+            # The simple protocol: extended would take the $n for its own parameters.
+            result = conn.pgconn.exec_(b"PREPARE planned AS " + prepared)
+            assert result.status == psycopg.pq.ExecStatus.COMMAND_OK, result.error_message
+            conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            values = sql.SQL(", ").join(sql.Literal(params[name]) for name in names)
+            explain = sql.SQL("EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE planned({})")
+            row = conn.execute(explain.format(values)).fetchone()
+        else:
+            explain_text = b"EXPLAIN (ANALYZE, FORMAT JSON) " + statement.text
+            row = conn.execute(explain_text, params).fetchone()
         conn.rollback()
     assert row is not None
     nodes: list[dict[str, Any]] = []
@@ -138,18 +161,21 @@ GETS = [
 
 @pytest.mark.parametrize(("config", "returned"), GETS)
 def test_get_session_reads_only_the_events_it_returns(
-    loaded: tuple[str, PsycopgSyncADKStore], config: GetSessionConfig | None, returned: int
+    loaded: tuple[str, PsycopgSyncADKStore],
+    config: GetSessionConfig | None,
+    returned: int,
+    generic: bool,
 ) -> None:
     dsn, store = loaded
     statement, params = store.get_params("app", "u0", "big", config)
-    assert_served_by_indexes(plan_of(dsn, statement, params), returned)
+    assert_served_by_indexes(plan_of(dsn, statement, params, generic), returned)
     session = store.get_session(app_name="app", user_id="u0", session_id="big", config=config)
     assert session is not None
     assert len(session.events) == returned
 
 
 def test_append_finds_the_session_and_its_revision_through_indexes(
-    loaded: tuple[str, PsycopgSyncADKStore],
+    loaded: tuple[str, PsycopgSyncADKStore], generic: bool
 ) -> None:
     dsn, store = loaded
     session = store.get_session(
@@ -157,24 +183,28 @@ def test_append_finds_the_session_and_its_revision_through_indexes(
     )
     assert session is not None
     params = append_params(session, said(EVENTS), revision=1)
-    assert_served_by_indexes(plan_of(dsn, store.statements.append_event, params), 0)
+    assert_served_by_indexes(plan_of(dsn, store.statements.append_event, params, generic), 0)
     without_app = store.statements.append_event_without_app
-    assert_served_by_indexes(plan_of(dsn, without_app, params), 0)
+    assert_served_by_indexes(plan_of(dsn, without_app, params, generic), 0)
     revision = {"app_name": "app", "user_id": "u0", "session_id": "big"}
-    assert_served_by_indexes(plan_of(dsn, store.statements.session_revision, revision), 1)
+    assert_served_by_indexes(plan_of(dsn, store.statements.session_revision, revision, generic), 1)
 
 
 @pytest.mark.parametrize("order_by", ["update_time", "create_time"])
 @pytest.mark.parametrize("user", ["u1", None], ids=["of-a-user", "of-the-app"])
 @pytest.mark.parametrize("paged", [False, True], ids=["first-page", "next-page"])
 def test_listing_walks_an_index_in_its_order(
-    loaded: tuple[str, PsycopgSyncADKStore], order_by: str, user: str | None, paged: bool
+    loaded: tuple[str, PsycopgSyncADKStore],
+    order_by: str,
+    user: str | None,
+    paged: bool,
+    generic: bool,
 ) -> None:
     dsn, store = loaded
     page = store.list_sessions(app_name="app", user_id=user, limit=3, order_by=order_by)
     cursor = page.next_cursor if paged else None
     statement, params = store.list_params("app", user, 3, cursor, order_by)
-    nodes = plan_of(dsn, statement, params)
+    nodes = plan_of(dsn, statement, params, generic)
     assert_served_by_indexes(nodes, 0)
     sessions = [n for n in nodes if n.get("Relation Name") == "adk_sessions"]
     # The page, and one to say more follow: rows read, whether returned or dropped.
@@ -183,24 +213,24 @@ def test_listing_walks_an_index_in_its_order(
 
 
 def test_create_list_delete_and_user_state_read_no_table_whole(
-    loaded: tuple[str, PsycopgSyncADKStore],
+    loaded: tuple[str, PsycopgSyncADKStore], generic: bool
 ) -> None:
     dsn, store = loaded
     create = store.create_params("app", "u0", {"k": 1, "app:a": 1, "user:u": 1}, "new", None)
-    assert_served_by_indexes(plan_of(dsn, store.statements.create_session, create), 0)
+    assert_served_by_indexes(plan_of(dsn, store.statements.create_session, create, generic), 0)
     create = store.create_params("app", "u0", {"k": 1, "user:u": 1}, "new", None)
     without_app = store.statements.create_session_without_app
-    assert_served_by_indexes(plan_of(dsn, without_app, create), 0)
+    assert_served_by_indexes(plan_of(dsn, without_app, create, generic), 0)
     statement, params = store.list_params("app", "u1", None, None, "update_time")
-    assert_served_by_indexes(plan_of(dsn, statement, params), 0)
+    assert_served_by_indexes(plan_of(dsn, statement, params, generic), 0)
     key = {"app_name": "app", "user_id": "u0", "session_id": "s3"}
-    assert_served_by_indexes(plan_of(dsn, store.statements.delete_session, key), 0)
+    assert_served_by_indexes(plan_of(dsn, store.statements.delete_session, key, generic), 0)
     user = {"app_name": "app", "user_id": "u0"}
-    assert_served_by_indexes(plan_of(dsn, store.statements.get_user_state, user), 0)
+    assert_served_by_indexes(plan_of(dsn, store.statements.get_user_state, user, generic), 0)
 
 
 def test_refresh_reads_only_the_events_past_the_revision_held(
-    loaded: tuple[str, PsycopgSyncADKStore],
+    loaded: tuple[str, PsycopgSyncADKStore], generic: bool
 ) -> None:
     dsn, store = loaded
     whole = store.refresh_session(app_name="app", user_id="u0", session_id="big", held=None)
@@ -222,7 +252,7 @@ def test_refresh_reads_only_the_events_past_the_revision_held(
     ]
     for held, returned, reads_per_event in cases:
         params = store.refresh_params("app", "u0", "big", held)
-        nodes = plan_of(dsn, store.statements.refresh_session, params)
+        nodes = plan_of(dsn, store.statements.refresh_session, params, generic)
         assert_served_by_indexes(nodes, returned, reads_per_event)
         update = store.refresh_session(app_name="app", user_id="u0", session_id="big", held=held)
         assert update is not None
@@ -230,7 +260,7 @@ def test_refresh_reads_only_the_events_past_the_revision_held(
 
 
 def test_refresh_after_a_few_appends_reads_only_those(
-    loaded: tuple[str, PsycopgSyncADKStore],
+    loaded: tuple[str, PsycopgSyncADKStore], generic: bool
 ) -> None:
     """The common warm read: a reader holding every event but the few appended since.
 
@@ -253,5 +283,5 @@ def test_refresh_after_a_few_appends_reads_only_those(
             assert row[0] == revision + i + 1
 
     params = store.refresh_params("app", "u0", "big", held)
-    nodes = plan_of(dsn, store.statements.refresh_session, params, before=append_four)
+    nodes = plan_of(dsn, store.statements.refresh_session, params, generic, before=append_four)
     assert_served_by_indexes(nodes, 4, reads_per_event=3)

@@ -22,7 +22,16 @@ from psycopg.rows import BaseRowFactory, RowMaker, no_result, scalar_row
 
 from sqlspec.exceptions import ImproperConfigurationError
 
-__all__ = ["Executions", "Statement", "derived_name", "record_row", "scalar", "validate_identifier"]
+__all__ = [
+    "INDEX_ONLY",
+    "INDEX_ORDER",
+    "Executions",
+    "Statement",
+    "derived_name",
+    "record_row",
+    "scalar",
+    "validate_identifier",
+]
 
 Row_co = TypeVar("Row_co", covariant=True)
 Record = TypeVar("Record")
@@ -64,10 +73,12 @@ class Statement(Generic[Row_co]):
     composed statement on every call, and it caches the parsing of queries only
     up to 4 KiB, which the longest statement fits once joined onto one line.
 
-    ``index_only`` plans the statement with sequential scans priced out, in the
-    same round trip: for a statement whose index the planner undervalues on a
-    table without statistics (a GIN index, say), so that its plan never depends
-    on them.
+    ``planner`` is a ``set_config`` query run before the statement, in its
+    transaction and round trip, so that its plan never depends on statistics:
+    :data:`INDEX_ONLY` for a statement whose index the planner undervalues on a
+    table without them (a GIN index, say), :data:`INDEX_ORDER` for one whose
+    ``ORDER BY`` names the one index to read (on a table without statistics
+    every index of a key looks alike).
 
     ``binary`` asks for the rows in binary: for large ``bytea`` columns, which
     the text format would send hex-encoded, twice their size, to be decoded here,
@@ -75,19 +86,19 @@ class Statement(Generic[Row_co]):
     to be unescaped here (a third of a 200-event read's time outside pydantic).
     """
 
-    __slots__ = ("binary", "index_only", "query", "row_factory", "text")
+    __slots__ = ("binary", "planner", "query", "row_factory", "text")
 
     def __init__(
         self,
         query: sql.Composable,
         row_factory: BaseRowFactory[Row_co],
         *,
-        index_only: bool = False,
+        planner: bytes | None = None,
         binary: bool = False,
     ) -> None:
         self.query = query
         self.row_factory = row_factory
-        self.index_only = index_only
+        self.planner = planner
         self.binary = binary
         self.text: bytes = _ONE_LINE.sub(b" ", query.as_bytes(None))
 
@@ -95,8 +106,16 @@ class Statement(Generic[Row_co]):
         return f"Statement({self.text.decode()[:60]!r}...)"
 
 
-#: Prices sequential scans out for the rest of the transaction (see ``Statement.index_only``).
-INDEX_ONLY = b"SELECT set_config('enable_seqscan', 'off', true)"
+#: Prices sequential scans out for the rest of the transaction (see ``Statement.planner``).
+#: A plan priced so is costed past ``jit_above_cost`` if anything priced out remains in
+#: it, and compiling it would take far longer than running it: JIT is turned off too.
+INDEX_ONLY = b"SELECT set_config('enable_seqscan', 'off', true), set_config('jit', 'off', true)"
+#: Prices sequential scans and sorts out for the rest of the transaction: an ``ORDER BY``
+#: that changes no result then picks the index that returns rows in its order.
+INDEX_ORDER = (
+    b"SELECT set_config('enable_seqscan', 'off', true), set_config('enable_sort', 'off', true),"
+    b" set_config('jit', 'off', true)"
+)
 
 
 def scalar(query: sql.Composable) -> Statement[Any]:

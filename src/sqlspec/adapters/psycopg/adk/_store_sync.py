@@ -35,7 +35,7 @@ from sqlspec.adapters.psycopg.adk._jsonl import (
     TextSink,
     staged_line,
 )
-from sqlspec.adapters.psycopg.adk._statement import INDEX_ONLY, Executions, Statement
+from sqlspec.adapters.psycopg.adk._statement import Executions, Statement
 from sqlspec.adapters.psycopg.adk._versions import (
     VersionStatements,
     WingSchema,
@@ -72,7 +72,7 @@ class SyncStore(Generic[SchemaT]):
 
         Pipeline mode keeps a statement being prepared to one round trip too; it
         costs 35-60 us a call, so only the execution that prepares it (foreseen
-        by :class:`Executions`) and an ``index_only`` statement use it. A
+        by :class:`Executions`) and a statement with ``planner`` settings use it. A
         deadlock or serialization failure rolled the statement back whole, so
         it is run again, a few times at most; so is a ``read`` whose connection
         broke (a write is not: it may have been applied). A write a read-only
@@ -94,17 +94,18 @@ class SyncStore(Generic[SchemaT]):
                             conn.set_autocommit(True)
                         with config.command_deadline(conn), self._runs.counting(conn, statement):
                             with conn.cursor(row_factory=statement.row_factory) as cur:
-                                if statement.index_only or self._runs.prepares(conn, statement):
+                                planner = statement.planner
+                                if planner or self._runs.prepares(conn, statement):
                                     # Leaving the pipeline syncs once and collects the result.
                                     with conn.pipeline():
-                                        if statement.index_only:
+                                        if planner:
                                             # Not conn.transaction(): in a pipeline it syncs
                                             # after BEGIN, a round trip of its own. A failure
                                             # leaves the transaction for the pool to roll back.
                                             conn.execute(b"BEGIN")
-                                            conn.execute(INDEX_ONLY)
+                                            conn.execute(planner)
                                         cur.execute(statement.text, params, binary=statement.binary)
-                                        if statement.index_only:
+                                        if planner:
                                             conn.execute(b"COMMIT")
                                 else:
                                     cur.execute(statement.text, params, binary=statement.binary)

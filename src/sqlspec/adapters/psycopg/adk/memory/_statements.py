@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from google.adk.memory.memory_entry import MemoryEntry
 from psycopg import sql
 
-from sqlspec.adapters.psycopg.adk._statement import Statement, record_row, scalar
+from sqlspec.adapters.psycopg.adk._statement import INDEX_ONLY, Statement, record_row, scalar
 from sqlspec.extensions.adk.memory import _codec
 from sqlspec.extensions.adk.session._codec import decode_state
 
@@ -97,7 +97,7 @@ def search(m: sql.Composable) -> Statement[FoundMemory]:
             LIMIT %(limit)s"""
         ).format(m=m, found=_FOUND, live=_LIVE, query=_QUERY),
         record_row(FoundMemory),
-        index_only=True,
+        planner=INDEX_ONLY,
     )
 
 
@@ -144,7 +144,7 @@ def hybrid_search(m: sql.Composable) -> Statement[FoundMemory]:
             LIMIT %(limit)s"""
         ).format(m=m, found=_FOUND, live=_LIVE, query=_QUERY, k=sql.Literal(RRF_K)),
         record_row(FoundMemory),
-        index_only=True,
+        planner=INDEX_ONLY,
     )
 
 

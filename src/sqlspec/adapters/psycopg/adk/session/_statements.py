@@ -15,7 +15,7 @@ from google.adk.events.event import Event
 from google.adk.sessions.session import Session
 from psycopg import sql
 
-from sqlspec.adapters.psycopg.adk._statement import Statement, record_row, scalar
+from sqlspec.adapters.psycopg.adk._statement import INDEX_ORDER, Statement, record_row, scalar
 from sqlspec.adapters.psycopg.adk.session._schema import (
     EVENT_COLUMNS,
     TableNames,
@@ -352,11 +352,12 @@ def refresh_session(n: dict[str, sql.Composable]) -> Statement[RefreshedSession]
 
     ``last_held`` is the newest event up to the revision held, which must be the
     last the caller holds: the events order index walked backwards finds it past
-    the few new ones. On tables never analyzed every index of the events looks
-    alike to the planner: it looked the last event held up by id through the
-    revision index, and read the new events through the order index, each time
-    reading the whole history. An order only one index gives saves a sort, which
-    decides: ``ORDER BY e.revision`` for the new events, which changes no result.
+    the few new ones. On tables never analyzed every index of a session's events
+    looks alike to the planner, each said to hold one row, so it took any (and
+    read the whole history through it). With sorts priced out (``INDEX_ORDER``),
+    each read takes the one index that returns rows in its ``ORDER BY``: the
+    revision index for the new events (an order that changes no result), the
+    order index backwards for the last event held.
     """
     return Statement(
         sql.SQL(
@@ -370,9 +371,11 @@ def refresh_session(n: dict[str, sql.Composable]) -> Statement[RefreshedSession]
                   AND s.id = %(session_id)s AND {live}
             ), fresh AS (
                 SELECT e."timestamp" AS ts, {exact_ts} AS exact_ts, e.id, e.revision
-                FROM s JOIN {events} e ON e.app_name = s.app_name AND e.user_id = %(user_id)s
-                    AND e.session_id = s.id
-                WHERE s.same AND e.revision > %(revision)s
+                FROM {events} e
+                WHERE (SELECT s.same FROM s) AND e.app_name = %(app_name)s
+                  AND e.user_id = %(user_id)s AND e.session_id = %(session_id)s
+                  AND e.revision > %(revision)s
+                ORDER BY e.revision
             ), last_held AS (
                 SELECT e."timestamp" AS ts, {exact_ts} AS exact_ts, e.id
                 FROM {events} e
@@ -408,6 +411,7 @@ def refresh_session(n: dict[str, sql.Composable]) -> Statement[RefreshedSession]
             LEFT JOIN {user_states} u ON u.app_name = %(app_name)s AND u.user_id = %(user_id)s"""
         ).format(event_json=event_json(), exact_ts=EXACT_TS, live=LIVE, **n),
         record_row(RefreshedSession),
+        planner=INDEX_ORDER,
         binary=True,
     )
 
