@@ -25,7 +25,7 @@ from google.adk.models.llm_request import LlmRequest
 from google.adk.models.llm_response import LlmResponse
 from google.adk.tools.tool_context import ToolContext
 from google.genai import types
-from psycopg import AsyncConnection, Connection, pq
+from psycopg import AsyncConnection, Connection, pq, sql
 from psycopg.conninfo import conninfo_to_dict
 from pydantic import Field
 
@@ -320,3 +320,26 @@ def numbered(text: bytes) -> tuple[bytes, list[str]]:
         return b"$%d" % numbers.setdefault(match.group(1), len(numbers) + 1)
 
     return _PLACEHOLDER.sub(number, text), [name.decode() for name in numbers]
+
+
+def explained(conn: Connection[Any], statement: Any, params: Any, *, generic: bool) -> Any:
+    """The executed plan (``EXPLAIN (ANALYZE, FORMAT JSON)``'s top node) of a store's
+    ``Statement``, with its ``planner`` settings as the store runs it; ``generic``: as
+    PostgreSQL may plan it once prepared, for any parameters. ``conn`` must be in a
+    transaction, which the caller rolls back."""
+    if statement.planner:
+        conn.execute(statement.planner)
+    if not generic:
+        row = conn.execute(b"EXPLAIN (ANALYZE, FORMAT JSON) " + statement.text, params).fetchone()
+    else:
+        prepared, names = numbered(statement.text)
+        # The simple protocol: extended would take the $n for its own parameters.
+        result = conn.pgconn.exec_(b"PREPARE planned AS " + prepared)
+        assert result.status == pq.ExecStatus.COMMAND_OK, result.error_message
+        conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        values = sql.SQL(", ").join(sql.Literal(params[name]) for name in names)
+        explain = sql.SQL("EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE planned({})")
+        row = conn.execute(explain.format(values)).fetchone()
+        conn.execute("DEALLOCATE planned")
+    assert row is not None
+    return row[0][0]["Plan"]

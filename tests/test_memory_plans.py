@@ -14,13 +14,11 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from conftest import pool_config
-from helpers import numbered
+from helpers import explained
 from sqlspec.adapters.psycopg import PsycopgSyncConfig
 from sqlspec.adapters.psycopg.adk import PsycopgSyncADKMemoryStore
-from sqlspec.adapters.psycopg.adk._statement import INDEX_ONLY
 from sqlspec.extensions.adk.memory import HashingEmbedder
 from sqlspec.extensions.adk.memory._codec import MemoryRecord
 
@@ -58,7 +56,7 @@ def load(store: PsycopgSyncADKMemoryStore, embedder: HashingEmbedder | None) -> 
 
 
 def scans_of(
-    dsn: str, store: PsycopgSyncADKMemoryStore, text: bytes, params: Any, *, generic: bool
+    dsn: str, store: PsycopgSyncADKMemoryStore, statement: Any, params: Any, *, generic: bool
 ) -> list[Any]:
     """The scans of the statement's plan: as run once, or ``generic`` as once prepared.
 
@@ -71,22 +69,8 @@ def scans_of(
             (store.memory_table,),
         ).fetchone()
         assert analyzed in (None, (None, None)), "the table must never have been analyzed"
-        with conn.transaction():
-            conn.execute(INDEX_ONLY)  # as the store runs its searches
-            if generic:
-                prepared, names = numbered(text)
-                # The simple protocol: extended would take the $n for its own parameters.
-                result = conn.pgconn.exec_(b"PREPARE search AS " + prepared)
-                assert result.status == psycopg.pq.ExecStatus.COMMAND_OK, result.error_message
-                conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-                values = sql.SQL(", ").join(sql.Literal(params[name]) for name in names)
-                explain = sql.SQL("EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE search({})")
-                row = conn.execute(explain.format(values)).fetchone()
-                conn.execute("DEALLOCATE search")
-            else:
-                row = conn.execute(b"EXPLAIN (ANALYZE, FORMAT JSON) " + text, params).fetchone()
-    assert row is not None
-    nodes = list(plan_nodes(row[0][0]["Plan"]))
+        with conn.transaction(force_rollback=True):
+            nodes = list(plan_nodes(explained(conn, statement, params, generic=generic)))
     return [n for n in nodes if n.get("Relation Name") == store.memory_table or "Index Name" in n]
 
 
@@ -113,7 +97,7 @@ def test_text_search_reads_only_matching_memories_through_its_index(
     store.create_tables()
     load(store, None)
     statement, params = store.search_params("app", "u1", "kyoto flight", 10, None)
-    scans = scans_of(dsn, store, statement.text, params, generic=generic)
+    scans = scans_of(dsn, store, statement, params, generic=generic)
     assert_indexed(store, scans)
     heap = next(n for n in scans if n["Node Type"] == "Bitmap Heap Scan")
     # The matches, not the user's memories: rows read, whether returned or dropped.
@@ -137,5 +121,5 @@ def test_hybrid_search_is_served_by_the_same_index(dsn: str, generic: bool) -> N
     load(store, embedder)
     query = "kyoto flight"
     statement, params = store.search_params("app", "u1", query, 10, embedder.embed([query])[0])
-    assert_indexed(store, scans_of(dsn, store, statement.text, params, generic=generic))
+    assert_indexed(store, scans_of(dsn, store, statement, params, generic=generic))
     config.close()

@@ -20,10 +20,9 @@ import pytest
 from google.adk.events.event import Event
 from google.adk.sessions.base_session_service import GetSessionConfig
 from google.genai import types
-from psycopg import sql
 
 from conftest import pool_config
-from helpers import numbered
+from helpers import explained
 from sqlspec.adapters.psycopg import PsycopgSyncConfig
 from sqlspec.adapters.psycopg.adk import PsycopgSyncADKStore
 from sqlspec.adapters.psycopg.adk._statement import Statement
@@ -102,22 +101,8 @@ def plan_of(
         assert analyzed == (0,), "the tables must never have been analyzed"
         if before is not None:
             before(conn)
-        if statement.planner:
-            conn.execute(statement.planner)  # as the store runs it
-        if generic:
-            prepared, names = numbered(statement.text)
-            # The simple protocol: extended would take the $n for its own parameters.
-            result = conn.pgconn.exec_(b"PREPARE planned AS " + prepared)
-            assert result.status == psycopg.pq.ExecStatus.COMMAND_OK, result.error_message
-            conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-            values = sql.SQL(", ").join(sql.Literal(params[name]) for name in names)
-            explain = sql.SQL("EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE planned({})")
-            row = conn.execute(explain.format(values)).fetchone()
-        else:
-            explain_text = b"EXPLAIN (ANALYZE, FORMAT JSON) " + statement.text
-            row = conn.execute(explain_text, params).fetchone()
+        plan = explained(conn, statement, params, generic=generic)
         conn.rollback()
-    assert row is not None
     nodes: list[dict[str, Any]] = []
 
     def walk(node: dict[str, Any]) -> None:
@@ -125,7 +110,7 @@ def plan_of(
         for child in node.get("Plans", []):
             walk(child)
 
-    walk(row[0][0]["Plan"])
+    walk(plan)
     return nodes
 
 
@@ -264,8 +249,9 @@ def test_refresh_after_a_few_appends_reads_only_those(
 ) -> None:
     """The common warm read: a reader holding every event but the few appended since.
 
-    The last event held is found by its key, and the new ones by the revision
-    index: nothing else of the 5,000-event history is read.
+    The new events are found through the revision index, and the last event held
+    walking the order index back past them: nothing else of the 5,000-event history
+    is read.
     """
     dsn, store = loaded
     whole = store.refresh_session(app_name="app", user_id="u0", session_id="big", held=None)

@@ -183,11 +183,10 @@ class Executions:
         """Count the block's run of ``statement`` on ``conn``."""
         counts = self._counts.setdefault(conn, {})
         ran = counts.get(statement.text, 0)
+        failed = True
         try:
             yield
-        except BaseException:
-            if ran and conn.prepare_threshold is not None:
+            failed = False
+        finally:
+            if conn.prepare_threshold is not None and (ran or not failed):
                 counts[statement.text] = ran + 1
-            raise
-        if conn.prepare_threshold is not None:
-            counts[statement.text] = ran + 1

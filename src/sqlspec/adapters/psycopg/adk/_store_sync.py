@@ -15,6 +15,7 @@ generated from it by ``tools/async_to_sync.py``.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import nullcontext
 from typing import Any, Generic, TypeVar
 
 import psycopg
@@ -95,20 +96,18 @@ class SyncStore(Generic[SchemaT]):
                         with config.command_deadline(conn), self._runs.counting(conn, statement):
                             with conn.cursor(row_factory=statement.row_factory) as cur:
                                 planner = statement.planner
-                                if planner or self._runs.prepares(conn, statement):
-                                    # Leaving the pipeline syncs once and collects the result.
-                                    with conn.pipeline():
-                                        if planner:
-                                            # Not conn.transaction(): in a pipeline it syncs
-                                            # after BEGIN, a round trip of its own. A failure
-                                            # leaves the transaction for the pool to roll back.
-                                            conn.execute(b"BEGIN")
-                                            conn.execute(planner)
-                                        cur.execute(statement.text, params, binary=statement.binary)
-                                        if planner:
-                                            conn.execute(b"COMMIT")
-                                else:
+                                pipelined = planner or self._runs.prepares(conn, statement)
+                                # Leaving a pipeline syncs once and collects the result.
+                                with conn.pipeline() if pipelined else nullcontext():
+                                    if planner:
+                                        # Not conn.transaction(): in a pipeline it syncs
+                                        # after BEGIN, a round trip of its own. A failure
+                                        # leaves the transaction for the pool to roll back.
+                                        conn.execute(b"BEGIN")
+                                        conn.execute(planner)
                                     cur.execute(statement.text, params, binary=statement.binary)
+                                    if planner:
+                                        conn.execute(b"COMMIT")
                                 return cur.fetchall()
                 except psycopg.errors.ReadOnlySqlTransaction:
                     refused += 1

@@ -2,7 +2,7 @@
 
 Each service call maps to one statement here, so it costs one round trip. A
 statement that returns rows reads them through ``record_row`` of the record
-declared next to it: its columns are matched by name, not by position.
+declared next to it: its columns must be the record's fields, by name and in order.
 """
 
 from __future__ import annotations
