@@ -7,7 +7,9 @@ every turn and appends each event, so whatever a load costs per event of the
 history shows as a turn that grows dearer. The store's share of a turn is the
 time spent inside the service's ``get_session`` and ``append_event``, not the
 whole turn (the runner and the agent rebuild the model's prompt from the
-history too, which no store can help). Turns are run interleaved, turn *n* on
+history too, which no store can help). The raw floor runs the conversation too
+(:class:`FloorSessions`): what the machine adds to the same calls as the
+runner's work around them grows. Turns are run interleaved, turn *n* on
 every service before turn *n + 1* on any, so noise lands on all of them alike.
 """
 
@@ -31,10 +33,11 @@ from google.adk.sessions.base_session_service import (
 )
 from google.adk.sessions.in_memory_session_service import InMemorySessionService
 from google.adk.sessions.session import Session
+from google.adk.sessions.state import State
 from google.adk.tools.tool_context import ToolContext
 from google.genai import types
 
-from benchmarks.impls import SQLSpecAsyncService
+from benchmarks.impls import RawAsync, SQLSpecAsyncService
 from benchmarks.measure import Result, percentile
 from benchmarks.workload import APP
 from sqlspec.extensions.adk import SQLSpecSessionService
@@ -151,6 +154,51 @@ class TimedSessions(BaseSessionService):
         await self.inner.delete_session(**kwargs)
 
 
+class FloorSessions:
+    """The floor of a store that keeps a session's events in process, as ours does.
+
+    Its ``get_session`` is the raw floor's read of the session row alone (no
+    events), handed the events this object holds; its ``append_event`` is the raw
+    floor's append. No decoding, no checks beyond the revision: what a turn's
+    store calls cost at the least. Its growth across the conversation is what
+    the machine adds, as the Runner's own work per turn grows around the calls.
+    """
+
+    def __init__(self, raw: RawAsync) -> None:
+        self.raw = raw
+        self.held: dict[str, list[Event]] = {}
+
+    async def create_session(
+        self, *, app_name: str, user_id: str, state: dict[str, Any], session_id: str
+    ) -> Session:
+        session: Session = await self.raw.create_session(app_name, user_id, session_id, state)
+        self.held[session.id] = []
+        return session
+
+    async def get_session(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        session_id: str,
+        config: GetSessionConfig | None = None,
+    ) -> Session | None:
+        session: Session | None = await self.raw.get_session(app_name, user_id, session_id, 0)
+        if session is not None:
+            session.events = list(self.held[session_id])
+        return session
+
+    async def append_event(self, session: Session, event: Event) -> Event:
+        if event.partial:
+            return event
+        await self.raw.append_event(session, event)
+        for key, value in (event.actions.state_delta if event.actions else {}).items():
+            if not key.startswith(State.TEMP_PREFIX):
+                session.state[key] = value
+        self.held[session.id].append(event)
+        return event
+
+
 @dataclass
 class _Conversation:
     """One implementation's conversation: its runner, its session, each turn's store time."""
@@ -188,7 +236,8 @@ async def _open(label: str, service: Any, session_id: str) -> _Conversation:
 
 def _services(ctx: Context) -> list[tuple[str, Any]]:
     """The chosen services, by label: the library's and ADK's, the library's async
-    service with its event cache off (the same store), then the in-memory one."""
+    service with its event cache off (the same store), the raw floor's (as
+    :class:`FloorSessions`), then the in-memory one."""
     chosen = [
         (impl.label, getattr(impl, "service", None))
         for impl in ctx.impls
@@ -198,6 +247,9 @@ def _services(ctx: Context) -> list[tuple[str, Any]]:
     ours = next((impl for impl in ctx.impls if isinstance(impl, SQLSpecAsyncService)), None)
     if ours is not None:
         services.append((UNCACHED, SQLSpecSessionService(ours.store, event_cache_bytes=0)))
+    raw = next((impl for impl in ctx.impls if isinstance(impl, RawAsync)), None)
+    if raw is not None:
+        services.append((raw.label, FloorSessions(raw)))
     if ctx.selected is None or "adk-in-memory-sessions" in ctx.selected:
         services.append((IN_MEMORY, InMemorySessionService()))
     return services

@@ -189,6 +189,7 @@ def test_the_runner_scenario_times_the_store_over_the_first_and_last_turns(
     assert {
         "sqlspec async · service",
         "sqlspec sync · service (thread)",
+        "raw psycopg · async (floor)",
         "ADK InMemorySessionService (in-process, deep-copies the session)",
     } <= measured
     assert all(row["n"] == 2 for row in rows)
