@@ -30,6 +30,7 @@ from conftest import pool_config
 from helpers import RoundTripCounter
 from sqlspec.adapters.psycopg import PsycopgAsyncConfig, PsycopgSyncConfig
 from sqlspec.adapters.psycopg.adk import PsycopgAsyncADKStore, PsycopgSyncADKStore
+from sqlspec.adapters.psycopg.adk.session._schema import SCHEMA_VERSION
 from sqlspec.exceptions import ImproperConfigurationError
 from sqlspec.extensions.adk import SQLSpecSessionService, SyncSQLSpecSessionService
 from sqlspec.extensions.adk.session._codec import get_revision
@@ -362,7 +363,7 @@ def test_sessions_stored_before_version_4_are_held_and_told_from_new_ones(
                 (f"old{i}", APP, USER, T0 + i),
             )
             conn.execute("UPDATE adk_sessions SET revision = revision + 1")
-    assert store.migrate() == (3, 4)
+    assert store.migrate() == (3, SCHEMA_VERSION)
     service = SQLSpecSessionService(store, event_cache_bytes=CACHE)
     first = read(service)
     assert first is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import psycopg
 import pytest
@@ -51,6 +52,59 @@ def test_version_1_tables_are_upgraded_in_place(dsn: str, sync_config: PsycopgSy
     session = store.get_session(app_name="a", user_id="u", session_id="s")
     assert session is not None
     assert session.state == {"k": 1}
+
+
+#: The sessions listing indexes as versions 1 to 4 made them: ``app_name`` in its own collation.
+LISTING_INDEXES_BEFORE_5 = {
+    "idx_adk_sessions_app_user": "(app_name, user_id, update_time, id)",
+    "idx_adk_sessions_app_update_time": "(app_name, update_time, user_id, id)",
+    "idx_adk_sessions_app_create_time": "(app_name, create_time, user_id, id)",
+    "idx_adk_sessions_user_create_time": "(app_name, user_id, create_time, id)",
+}
+
+
+def listing_indexes(conn: psycopg.Connection[Any]) -> dict[str, tuple[int, str]]:
+    """Each listing index's oid and the collation of its first column."""
+    rows = conn.execute(
+        "SELECT c.relname, i.indexrelid::int, co.collname FROM pg_index i "
+        "JOIN pg_class c ON c.oid = i.indexrelid "
+        "JOIN pg_collation co ON co.oid = i.indcollation[0] "
+        "WHERE c.relname = ANY(%s)",
+        (list(LISTING_INDEXES_BEFORE_5),),
+    ).fetchall()
+    return {name: (oid, collation) for name, oid, collation in rows}
+
+
+def test_version_4_listing_indexes_are_remade_for_key_lookups_to_avoid(
+    dsn: str, sync_config: PsycopgSyncConfig
+) -> None:
+    """A version-4 database's listing indexes compared ``app_name`` in its own collation,
+    so that the planner, without statistics, could look a session up by its key through
+    one of them (walking all of a user's entries): version 5 makes them again, bytewise."""
+    store = PsycopgSyncADKStore(sync_config)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for version in range(1, 5):
+            for statement in store.schema.migrations[version]:
+                conn.execute(statement.text)
+        for name, columns in LISTING_INDEXES_BEFORE_5.items():
+            conn.execute(f"DROP INDEX {name}")
+            conn.execute(f"CREATE INDEX {name} ON adk_sessions {columns}")
+        conn.execute(store.schema.versions.create_table.text)
+        conn.execute(store.schema.versions.write.text, {"version": 4})
+        conn.execute("INSERT INTO adk_sessions (id, app_name, user_id) VALUES ('s', 'a', 'u')")
+        before = listing_indexes(conn)
+    assert {collation for _, collation in before.values()} == {"default"}
+    assert store.migrate() == (4, SCHEMA_VERSION)
+    with psycopg.connect(dsn) as conn:
+        after = listing_indexes(conn)
+    assert set(after) == set(LISTING_INDEXES_BEFORE_5)
+    assert {collation for _, collation in after.values()} == {"C"}
+    # Run again (as `migrate --repair` does), the block leaves indexes made so alone.
+    assert store.migrate(repair=True) == (SCHEMA_VERSION, SCHEMA_VERSION)
+    with psycopg.connect(dsn) as conn:
+        assert listing_indexes(conn) == after
+    page = store.list_sessions(app_name="a", user_id="u")
+    assert [s.id for s in page.sessions] == ["s"]
 
 
 def test_a_newer_schema_is_refused_untouched(dsn: str, sync_config: PsycopgSyncConfig) -> None:

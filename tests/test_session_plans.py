@@ -5,7 +5,8 @@ analyzed its tables: plans must not depend on statistics. Each statement runs
 under ``EXPLAIN (ANALYZE, FORMAT JSON)`` on never-analyzed tables holding a
 5,000-event session (writes in a transaction rolled back): no table is scanned
 whole, nothing is sorted but the events returned, and the events read are the
-events returned. The same holds with events partitioned by month: each
+events returned. A session is found by its key through the primary key alone,
+however many sessions its user has. The same holds with events partitioned by month: each
 partition is read through its own copy of the indexes.
 """
 
@@ -20,17 +21,19 @@ import pytest
 from google.adk.events.event import Event
 from google.adk.sessions.base_session_service import GetSessionConfig
 from google.genai import types
+from psycopg import sql
 
 from conftest import pool_config
 from helpers import explained
 from sqlspec.adapters.psycopg import PsycopgSyncConfig
 from sqlspec.adapters.psycopg.adk import PsycopgSyncADKStore
-from sqlspec.adapters.psycopg.adk._statement import Statement
+from sqlspec.adapters.psycopg.adk._statement import Statement, scalar
 from sqlspec.adapters.psycopg.adk.session._store_base import append_params
 from sqlspec.extensions.adk.session._codec import get_revision
 from sqlspec.extensions.adk.session._types import HeldEvents
 
 EVENTS = 5_000
+USER_SESSIONS = 3_000
 T0 = 1_700_000_000.0
 
 
@@ -47,7 +50,8 @@ def said(i: int) -> Event:
 def loaded(
     request: pytest.FixtureRequest, server_dsn: str
 ) -> Iterator[tuple[str, PsycopgSyncADKStore]]:
-    """Tables, never analyzed, with 30 small sessions and one of 5,000 events."""
+    """Tables, never analyzed, with 30 small sessions, 3,000 more of one user, and one of
+    5,000 events."""
     with psycopg.connect(server_dsn, autocommit=True) as conn:
         conn.execute("DROP SCHEMA IF EXISTS plans CASCADE")
         conn.execute("CREATE SCHEMA plans")
@@ -67,6 +71,13 @@ def loaded(
             conn.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
     for i in range(30):
         store.create_session(app_name="app", user_id=f"u{i % 3}", session_id=f"s{i}")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        # A user of many sessions, as an app that runs every session as one user has.
+        conn.execute(
+            "INSERT INTO adk_sessions (app_name, user_id, id) "
+            "SELECT 'app', 'u0', 'many' || i FROM generate_series(1, %s) i",
+            (USER_SESSIONS,),
+        )
     store.create_session(app_name="app", user_id="u0", session_id="big")
     store.import_events(
         app_name="app", user_id="u0", session_id="big", events=[said(i) for i in range(EVENTS)]
@@ -271,3 +282,44 @@ def test_refresh_after_a_few_appends_reads_only_those(
     params = store.refresh_params("app", "u0", "big", held)
     nodes = plan_of(dsn, store.statements.refresh_session, params, generic, before=append_four)
     assert_served_by_indexes(nodes, 4, reads_per_event=3)
+
+
+def test_a_session_is_found_by_its_key_through_the_primary_key(
+    loaded: tuple[str, PsycopgSyncADKStore], generic: bool
+) -> None:
+    """Without statistics every index on (app_name, user_id) looks as cheap for a key as
+    the primary key, and the planner would take the one made last: a listing index, in
+    which a lookup walks all of the user's entries (here 3,000). The listing indexes
+    compare ``app_name`` bytewise, so no lookup by key can use them."""
+    dsn, store = loaded
+    session = store.get_session(
+        app_name="app", user_id="u0", session_id="big", config=GetSessionConfig(num_recent_events=0)
+    )
+    assert session is not None
+    revision = get_revision(session)
+    assert revision is not None
+    key = {"app_name": "app", "user_id": "u0", "session_id": "big"}
+    # The check PostgreSQL runs for the foreign key of every event written.
+    foreign_key_check = scalar(
+        sql.SQL(
+            "SELECT 1 FROM ONLY adk_sessions x WHERE app_name = %(app_name)s "
+            "AND user_id = %(user_id)s AND id = %(session_id)s FOR KEY SHARE OF x"
+        )
+    )
+    held = HeldEvents(None, revision, None)
+    lookups: list[tuple[Statement[Any], Any]] = [
+        store.get_params("app", "u0", "big", None),
+        store.get_params("app", "u0", "big", GetSessionConfig(num_recent_events=10)),
+        (store.statements.refresh_session, store.refresh_params("app", "u0", "big", held)),
+        (store.statements.append_event, append_params(session, said(EVENTS), revision)),
+        (store.statements.append_event, append_params(session, said(EVENTS), revision - 1)),
+        (store.statements.session_revision, key),
+        (store.statements.delete_session, key),
+        (foreign_key_check, key),
+    ]
+    listing = {name for name, table in store.schema.index_names.items() if table == "adk_sessions"}
+    for statement, params in lookups:
+        nodes = plan_of(dsn, statement, params, generic)
+        used = {n["Index Name"] for n in nodes if "Index Name" in n}
+        assert "adk_sessions_pkey" in used, (statement, used)
+        assert not used & listing, (statement, used)

@@ -271,6 +271,10 @@ def test_ddl_is_idempotent() -> None:
     )
     for ddl in SessionSchema(TableNames()).migrations.values():
         for statement in ddl:
+            if statement.text.startswith(b"DO $$"):
+                # A block drops only what a condition finds still to be changed.
+                assert b"DROP" not in statement.text or b"IF EXISTS (" in statement.text
+                continue
             assert idempotent.match(statement.text), statement.text
 
 

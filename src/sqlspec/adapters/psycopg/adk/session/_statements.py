@@ -465,7 +465,11 @@ def list_sessions(
     """Live sessions of an app (``of_user``: of ``%(user_id)s``), oldest first by ``order_by``.
 
     ``paged`` resumes after a cursor's sort key. With a user fixed the keyset is
-    (time, id), which the composite index serves.
+    (time, id), which the composite index serves. ``app_name`` is compared bytewise
+    (``COLLATE "C"``), as the listing indexes hold it: only such a comparison can use them
+    (and the planner does not carry it to the joins, which take the parameter). Sorts are
+    priced out: without statistics the planner reckons an app holds a row or two, and
+    would sort all of its sessions for a page rather than walk the index in order.
     """
     time = sql.SQL("s.{}").format(sql.Identifier(order_by))
     keys = [time, sql.SQL("s.id")] if of_user else [time, sql.SQL("s.user_id"), sql.SQL("s.id")]
@@ -480,9 +484,9 @@ def list_sessions(
             """SELECT s.id, s.user_id, s.state::text AS session_state, s.update_time,
                 s.create_time, s.revision, a.state::text AS app_state, u.state::text AS user_state
             FROM {sessions} s
-            LEFT JOIN {app_states} a ON a.app_name = s.app_name
-            LEFT JOIN {user_states} u ON u.app_name = s.app_name AND u.user_id = s.user_id
-            WHERE s.app_name = %(app_name)s {user_filter} {after_cursor} AND {live}
+            LEFT JOIN {app_states} a ON a.app_name = %(app_name)s
+            LEFT JOIN {user_states} u ON u.app_name = %(app_name)s AND u.user_id = s.user_id
+            WHERE s.app_name COLLATE "C" = %(app_name)s {user_filter} {after_cursor} AND {live}
             ORDER BY {order}
             LIMIT %(limit)s"""
         ).format(
@@ -493,6 +497,7 @@ def list_sessions(
             **n,
         ),
         record_row(ListedSession),
+        planner=INDEX_ORDER,
     )
 
 
