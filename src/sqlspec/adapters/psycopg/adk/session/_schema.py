@@ -233,7 +233,7 @@ class SessionSchema:
 #: no statistics, the planner reckons every index on (app_name, user_id) returns one row
 #: for a key, and of equally cheap indexes it takes the one created last. A lookup then
 #: walked all of a user's entries in a listing index (1.5 ms for a user with 30,000
-#: sessions, against 0.17 ms through the primary key), and so did the foreign-key check
+#: sessions, against 0.18 ms through the primary key), and so did the foreign-key check
 #: of every event written. Only the primary key can serve such a lookup now.
 _APP_USER_INDEX = """CREATE INDEX IF NOT EXISTS {idx_app_user}
     ON {sessions} (app_name COLLATE "C", user_id, update_time, id)"""
