@@ -550,6 +550,11 @@ def test_event_columns_and_event_data(sync_store: PsycopgSyncADKStore, dsn: str)
     assert event_data["timestamp"] == event.timestamp
     assert not {"id", "author", "content", "invocation_id", "actions"} & set(event_data)
     assert abs(timestamp.timestamp() - event.timestamp) < 1e-5
+    # An append splits event_data off on the client, an import on the server: alike.
+    service.create_session(app_name="a", user_id="u", session_id="imported")
+    sync_store.import_events(app_name="a", user_id="u", session_id="imported", events=[event])
+    stored = fetch(dsn, "SELECT session_id, event_data FROM adk_events ORDER BY session_id")
+    assert stored == [("imported", event_data), ("s", event_data)]
 
 
 def test_error_message_is_text(sync_store: PsycopgSyncADKStore, dsn: str) -> None:

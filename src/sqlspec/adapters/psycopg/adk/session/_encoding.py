@@ -14,13 +14,17 @@ from typing import Any
 from google.adk.events.event import Event
 
 from sqlspec.adapters.psycopg.adk._values import ID_MAX_LENGTH, TEXT_FIELD_MAX_LENGTH, jsonb_text
+from sqlspec.adapters.psycopg.adk.session._schema import EVENT_COLUMNS
 from sqlspec.exceptions import InvalidValueError
+from sqlspec.extensions.adk._json import readable
 from sqlspec.extensions.adk.session import _codec
 
-__all__ = ["StateDeltas", "encode_event", "encode_state", "split_state"]
+__all__ = ["StateDeltas", "encode_event", "encode_event_data", "encode_state", "split_state"]
 
 #: Event fields stored in ``VARCHAR(256)`` columns.
 _TEXT_FIELDS = ("invocation_id", "author", "branch", "error_code")
+#: Event fields with a column of their own; ``event_data`` holds the others.
+_COLUMN_FIELDS = {"id", *(field for _, field, _ in EVENT_COLUMNS)}
 
 
 def encode_state(value: Mapping[str, Any]) -> str:
@@ -65,3 +69,11 @@ def encode_event(event: Event) -> str:
             f"event.id is {len(event.id)} characters long; the column holds at most {ID_MAX_LENGTH}"
         )
     return _codec.event_json(event)
+
+
+def encode_event_data(event: Event) -> str:
+    """The event's ``event_data``: its JSON without the fields that have a column.
+
+    Called after :func:`encode_event`, which refuses what cannot be stored.
+    """
+    return readable(event.model_dump_json(exclude_none=True, exclude=_COLUMN_FIELDS))

@@ -228,6 +228,7 @@ def append_params(session: Session, event: Event, revision: int) -> dict[str, An
         "revision": revision,
         "event_id": event.id,
         "event": _encoding.encode_event(event),
+        "event_data": _encoding.encode_event_data(event),
         **deltas.params(),
         "update_time": _values.to_timestamptz(event.timestamp),
     }
