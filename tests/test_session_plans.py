@@ -5,9 +5,9 @@ analyzed its tables: plans must not depend on statistics. Each statement runs
 under ``EXPLAIN (ANALYZE, FORMAT JSON)`` on never-analyzed tables holding a
 5,000-event session (writes in a transaction rolled back): no table is scanned
 whole, nothing is sorted but the events returned, and the events read are the
-events returned. A session is found by its key through the primary key alone,
-however many sessions its user has. The same holds with events partitioned by month: each
-partition is read through its own copy of the indexes.
+events returned. A session or an event is found by its key through the primary
+key alone, however many sessions or events there are. The same holds with events
+partitioned by month: each partition is read through its own copy of the indexes.
 """
 
 from __future__ import annotations

@@ -170,15 +170,7 @@ class SessionSchema:
             ),
             "idx_events_revision": sql.Identifier(derived_name(tables.events, "revision")),
             "listing_indexes": sql.Literal(
-                [
-                    derived_name(tables.sessions, suffix)
-                    for suffix in (
-                        "app_user",
-                        "app_update_time",
-                        "app_create_time",
-                        "user_create_time",
-                    )
-                ]
+                [derived_name(tables.sessions, suffix) for suffix in _LISTING_SUFFIXES]
             ),
             "exact_timestamp": exact_timestamp(),
             "fk_events": sql.Identifier(derived_name(tables.events, "session_fk")),
@@ -235,6 +227,7 @@ class SessionSchema:
 #: walked all of a user's entries in a listing index (1.5 ms for a user with 30,000
 #: sessions, against 0.18 ms through the primary key), and so did the foreign-key check
 #: of every event written. Only the primary key can serve such a lookup now.
+_LISTING_SUFFIXES = ("app_user", "app_update_time", "app_create_time", "user_create_time")
 _APP_USER_INDEX = """CREATE INDEX IF NOT EXISTS {idx_app_user}
     ON {sessions} (app_name COLLATE "C", user_id, update_time, id)"""
 _LISTING_INDEXES = (
