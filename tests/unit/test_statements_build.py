@@ -45,7 +45,7 @@ from sqlspec.adapters.psycopg.adk.session._schema import (
 )
 from sqlspec.adapters.psycopg.adk.session._statements import (
     LIST_ORDERS,
-    AppendOutcome,
+    AppendRefusal,
     ListedSession,
     SessionRevision,
     SessionStatements,
@@ -53,11 +53,12 @@ from sqlspec.adapters.psycopg.adk.session._statements import (
 from sqlspec.adapters.psycopg.adk.session._store_base import (
     EventBatch,
     SessionStoreBase,
-    append_outcome,
     append_params,
+    appended,
     check_marker_less_session,
     page,
     prune_params,
+    refused_append_outcome,
 )
 from sqlspec.extensions.adk.session import _codec
 
@@ -130,7 +131,7 @@ def test_the_statement_catalogue_finds_every_kind() -> None:
         "import_events",
         "prune",
     } <= set(statements)
-    assert len(statements) == 19 + 3 + 4 + 8 + 4 + 4 + 1
+    assert len(statements) == 20 + 3 + 4 + 8 + 4 + 4 + 1
     schema = schema_statements(TableNames())
     assert {"objects", "migrations[1][0]", "migrations[2][0]", "versions.tables_exist"} <= set(
         schema
@@ -496,18 +497,14 @@ def session_at(revision: int | None = 3) -> Session:
     return session
 
 
-def outcome(
-    revision: int | None = None, current: int | None = None, stored: str | None = None
-) -> AppendOutcome:
-    return AppendOutcome(
-        revision=revision, upserts=0, current_revision=current, stored_event=stored
-    )
+def refusal(current: int, stored: str | None = None) -> AppendRefusal:
+    return AppendRefusal(current_revision=current, stored_event=stored)
 
 
 def test_a_stored_append_moves_the_session_to_the_new_revision() -> None:
     session, ev = session_at(), event("e1", 1_700_000_000.5)
     params = append_params(session, ev, 3)
-    assert append_outcome(session, ev, params, outcome(revision=4)) is True
+    assert appended(session, params, 4) is True
     assert _codec.get_revision(session) == 4
     assert session.last_update_time == 1_700_000_000.5
 
@@ -515,20 +512,20 @@ def test_a_stored_append_moves_the_session_to_the_new_revision() -> None:
 def test_an_append_to_no_session_is_refused() -> None:
     session, ev = session_at(), event("e1", 1.0)
     with pytest.raises(SessionNotFoundError):
-        append_outcome(session, ev, append_params(session, ev, 3), outcome(current=None))
+        refused_append_outcome(session, ev, append_params(session, ev, 3), None)
 
 
 def test_an_append_from_an_old_revision_is_stale() -> None:
     session, ev = session_at(), event("e1", 1.0)
     with pytest.raises(StaleSessionError):
-        append_outcome(session, ev, append_params(session, ev, 3), outcome(current=5))
+        refused_append_outcome(session, ev, append_params(session, ev, 3), refusal(5))
 
 
 def test_a_retried_append_whose_answer_was_lost_catches_the_session_up() -> None:
     session, ev = session_at(), event("e1", 1.0)
     params = append_params(session, ev, 3)
     stored = _encoding.encode_event(ev)
-    assert append_outcome(session, ev, params, outcome(current=4, stored=stored)) is True
+    assert refused_append_outcome(session, ev, params, refusal(4, stored)) is True
     assert _codec.get_revision(session) == 4
 
 
@@ -536,11 +533,11 @@ def test_a_redelivered_event_is_a_no_op_and_another_with_its_id_is_refused() -> 
     session, ev = session_at(), event("e1", 1.0)
     params = append_params(session, ev, 3)
     stored = _encoding.encode_event(ev)
-    assert append_outcome(session, ev, params, outcome(current=9, stored=stored)) is False
+    assert refused_append_outcome(session, ev, params, refusal(9, stored)) is False
     assert _codec.get_revision(session) == 3
     other = _encoding.encode_event(event("e1", 2.0, {"k": 1}))
     with pytest.raises(AlreadyExistsError):
-        append_outcome(session, ev, params, outcome(current=4, stored=other))
+        refused_append_outcome(session, ev, params, refusal(4, other))
 
 
 # --------------------------------------------------------------------------- marker-less sessions

@@ -25,7 +25,7 @@ from sqlspec.adapters.psycopg.adk.session import _encoding
 from sqlspec.adapters.psycopg.adk.session._schema import SessionSchema, TableNames
 from sqlspec.adapters.psycopg.adk.session._statements import (
     LIST_ORDERS,
-    AppendOutcome,
+    AppendRefusal,
     ListedSession,
     SessionRevision,
     SessionStatements,
@@ -38,13 +38,14 @@ from sqlspec.extensions.adk.session._types import HeldEvents, SessionPage
 __all__ = [
     "EventBatch",
     "SessionStoreBase",
-    "append_outcome",
     "append_params",
+    "appended",
     "check_marker_less_session",
     "duplicate_events_error",
     "page",
     "prune_params",
     "redelivery_outcome",
+    "refused_append_outcome",
     "session_key",
 ]
 
@@ -234,27 +235,27 @@ def append_params(session: Session, event: Event, revision: int) -> dict[str, An
     }
 
 
-def append_outcome(
-    session: Session, event: Event, params: dict[str, Any], outcome: AppendOutcome | None
+def appended(session: Session, params: dict[str, Any], revision: int) -> bool:
+    """The event of ``params`` is stored at ``revision``: the session object moves there."""
+    _codec.set_revision(session, revision)
+    session.last_update_time = params["update_time"].timestamp()
+    return True
+
+
+def refused_append_outcome(
+    session: Session, event: Event, params: dict[str, Any], refusal: AppendRefusal | None
 ) -> bool:
-    """Read ``append_event``'s answer: stored, already stored, or why not."""
-    assert outcome is not None  # the statement always returns one row
-    if outcome.revision is not None:
-        _codec.set_revision(session, outcome.revision)
-        session.last_update_time = params["update_time"].timestamp()
-        return True
-    if outcome.current_revision is None:
+    """Read why an append wrote nothing (:func:`append_refused`): already stored, or an error."""
+    if refusal is None:
         raise SessionNotFoundError(f"Session {session.id} not found.")
-    if outcome.stored_event is not None:
-        if outcome.current_revision == params["revision"] + 1 and _same_event(
-            outcome.stored_event, event
+    if refusal.stored_event is not None:
+        if refusal.current_revision == params["revision"] + 1 and _same_event(
+            refusal.stored_event, event
         ):
             # Our own earlier attempt is the last write (its answer was lost): the
             # event is stored, and the session object catches up with it.
-            _codec.set_revision(session, outcome.current_revision)
-            session.last_update_time = params["update_time"].timestamp()
-            return True
-        return redelivery_outcome(session, event, outcome.stored_event)
+            return appended(session, params, refusal.current_revision)
+        return redelivery_outcome(session, event, refusal.stored_event)
     raise StaleSessionError(_STALE_MESSAGE)
 
 

@@ -36,13 +36,14 @@ from sqlspec.adapters.psycopg.adk.session._statements import (
 from sqlspec.adapters.psycopg.adk.session._store_base import (
     EventBatch,
     SessionStoreBase,
-    append_outcome,
     append_params,
+    appended,
     check_marker_less_session,
     duplicate_events_error,
     page,
     prune_params,
     redelivery_outcome,
+    refused_append_outcome,
     session_key,
 )
 from sqlspec.exceptions import ImproperConfigurationError
@@ -325,7 +326,12 @@ class PsycopgSyncADKStore(SessionStoreBase, SyncStore[SessionSchema]):
             # this is a retry of the same event (a second round trip, on this path only).
             stored = self._one(self.statements.stored_event, params, read=True)
             return redelivery_outcome(session, event, stored)
-        return append_outcome(session, event, params, outcome)
+        assert outcome is not None  # the statement always returns one row
+        if outcome.revision is None:
+            # Nothing was written: learn why (a second round trip, on this path only).
+            refusal = self._one(self.statements.append_refused, params, read=True)
+            return refused_append_outcome(session, event, params, refusal)
+        return appended(session, params, outcome.revision)
 
     def _marker_less_revision(self, session: Session) -> int:
         """The revision a session built by hand (no marker) stands for, checked as ADK does."""
