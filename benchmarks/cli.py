@@ -253,6 +253,10 @@ def bench(
     appends_per_task: Annotated[
         int | None, typer.Option(help=_h("5: appends per task.", "appends_per_task"))
     ] = None,
+    concurrency_rounds: Annotated[
+        int | None,
+        typer.Option(help=_h("5: rounds, every implementation's in turn.", "concurrency_rounds")),
+    ] = None,
     import_events: Annotated[
         int | None, typer.Option(help=_h("6: events bulk imported.", "import_events"))
     ] = None,

@@ -53,10 +53,12 @@ class Sizes:
     list_runs: int = 10
     page_size: int = 100
     page_runs: int = 200
-    #: 5. Concurrent tasks (one session each), pool size, appends per task.
+    #: 5. Concurrent tasks (one session each), pool size, appends per task; rounds, each
+    #: implementation's in turn (a round is short, and the machine drifts between them).
     tasks: int = 64
     pool_size: int = 10
     appends_per_task: int = 25
+    concurrency_rounds: int = 5
     #: 6. Events bulk imported; appends timed to extrapolate the loop; events exported.
     import_events: int = 100_000
     append_sample: int = 300
@@ -113,6 +115,7 @@ def quick_sizes() -> Sizes:
         tasks=8,
         pool_size=4,
         appends_per_task=4,
+        concurrency_rounds=2,
         import_events=1_000,
         append_sample=20,
         export_small=200,

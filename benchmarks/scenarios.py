@@ -12,6 +12,7 @@ import asyncio
 import itertools
 import json
 import os
+import statistics
 import sys
 import time
 import traceback
@@ -630,40 +631,77 @@ def _is_pool_timeout(exc: BaseException) -> bool:
     return type(exc).__name__ == "TimeoutError" and type(exc).__module__.startswith("sqlalchemy")
 
 
+@dataclass
+class _Round:
+    """One round of one implementation: one task alone, then every task at once."""
+
+    single: list[float]
+    single_rate: float
+    latencies: list[float]
+    rate: float
+    errors: list[BaseException]
+
+
 async def scenario_concurrency(ctx: Context) -> None:
+    """Rounds of every implementation in turn, each on a pool grown for it and released
+    after: a round takes a second or less, and the machine drifts between rounds more
+    than implementations differ (one round of each gave 0.50-0.99x the floor's rate)."""
     s = ctx.sizes
+    appenders: list[tuple[Impl, Callable[[Any, Event], Awaitable[Any]]]] = []
     for impl in ctx.impls:
         append = impl.loop_append()
         if append is None:
             ctx.notes.append(f"5 concurrency: {impl.label} skipped (no asyncio API)")
-            continue
-        await ctx.guard(S5, f"pool of {s.pool_size}", impl.label, impl.grow)
-        for mix_name, mix in MIXES:
+        else:
+            appenders.append((impl, append))
+    for mix_name, mix in MIXES:
+        rounds: dict[str, list[_Round]] = {impl.key: [] for impl, _ in appenders}
+        failed: set[str] = set()
+        for number in range(s.concurrency_rounds):
+            shift = number % max(len(appenders), 1)
+            for impl, append in appenders[shift:] + appenders[:shift]:
+                if impl.key in failed:
+                    continue
 
-            async def body(
-                impl: Impl = impl,
-                append: Callable[[Any, Event], Awaitable[Any]] = append,
-                mix_name: str = mix_name,
-                mix: DeltaMix = mix,
-            ) -> None:
-                await _concurrency(ctx, impl, append, mix_name, mix)
+                async def body(
+                    impl: Impl = impl,
+                    append: Callable[[Any, Event], Awaitable[Any]] = append,
+                    number: int = number,
+                    mix: DeltaMix = mix,
+                ) -> _Round:
+                    await impl.grow()
+                    try:
+                        return await _concurrency_round(ctx, impl, append, mix, number)
+                    finally:
+                        await impl.release()
 
-            await ctx.guard(S5, f"{s.tasks} tasks ({mix_name})", impl.label, body)
-        await ctx.guard(S5, "release the pool", impl.label, impl.release)
+                operation = f"{s.tasks} tasks ({mix_name}), round {number + 1}"
+                done = await ctx.guard(S5, operation, impl.label, body)
+                if done is None:
+                    failed.add(impl.key)
+                else:
+                    rounds[impl.key].append(done)
+        for impl, _ in appenders:
+            if impl.key not in failed and rounds[impl.key]:
+                _concurrency_results(ctx, impl, mix_name, rounds[impl.key])
 
 
-async def _concurrency(
+async def _concurrency_round(
     ctx: Context,
     impl: Impl,
     append: Callable[[Any, Event], Awaitable[Any]],
-    mix_name: str,
     mix: DeltaMix,
-) -> None:
+    number: int,
+) -> _Round:
     s = ctx.sizes
     tag = "a10" if mix.app_every == 10 else "a1"
     sessions = [
         await impl.call(
-            impl.create_session, APP, f"conc-{impl.key}-{k}", f"conc-{tag}-{k}", session_state(k)
+            impl.create_session,
+            APP,
+            f"conc-{impl.key}-{k}",
+            f"conc-{tag}-{number}-{k}",
+            session_state(k),
         )
         for k in range(s.tasks)
     ]
@@ -691,16 +729,6 @@ async def _concurrency(
         await append(sessions[0], event)
         single.append(time.perf_counter() - t0)
     single_rate = len(single) / (time.perf_counter() - started)
-    ctx.results.append(
-        Result(
-            S5,
-            f"1 task, sequential ({mix_name})",
-            impl.label,
-            single,
-            throughput=single_rate,
-            extra=f"{single_rate:,.0f} appends/s",
-        )
-    )
 
     # Every task at once, each on its own session, all through the one pool.
     latencies: list[float] = []
@@ -722,10 +750,33 @@ async def _concurrency(
     started = time.perf_counter()
     done = sum(await asyncio.gather(*(task(k) for k in range(s.tasks))))
     rate = done / (time.perf_counter() - started)
+    return _Round(single, single_rate, latencies, rate, errors)
+
+
+def _concurrency_results(ctx: Context, impl: Impl, mix_name: str, rounds: list[_Round]) -> None:
+    """Two rows from an implementation's rounds: the rates are the rounds' medians."""
+    s = ctx.sizes
+    single_rate = statistics.median(r.single_rate for r in rounds)
+    ctx.results.append(
+        Result(
+            S5,
+            f"1 task, sequential ({mix_name})",
+            impl.label,
+            [x for r in rounds for x in r.single],
+            throughput=single_rate,
+            extra=f"{single_rate:,.0f} appends/s",
+        )
+    )
+    rates = [r.rate for r in rounds]
+    rate = statistics.median(rates)
+    errors = [exc for r in rounds for exc in r.errors]
     timeouts = sum(1 for exc in errors if _is_pool_timeout(exc))
     other = len(errors) - timeouts
     speedup = rate / single_rate
-    extra = f"{rate:,.0f} appends/s = {speedup:.1f}x one task; {timeouts} pool timeouts"
+    extra = (
+        f"{rate:,.0f} appends/s (median of {len(rates)} rounds, {min(rates):,.0f}-"
+        f"{max(rates):,.0f}) = {speedup:.1f}x one task; {timeouts} pool timeouts"
+    )
     if other:
         extra += f"; {other} other errors ({_describe(errors[0])[:80]})"
     if not impl.is_async:
@@ -735,7 +786,7 @@ async def _concurrency(
             S5,
             f"{s.tasks} tasks, pool of {s.pool_size} ({mix_name})",
             impl.label,
-            latencies,
+            [x for r in rounds for x in r.latencies],
             throughput=rate,
             extra=extra,
             metrics={"timeouts": timeouts, "errors": other, "speedup": speedup},
