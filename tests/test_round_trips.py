@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+from google.adk.errors import StaleSessionError
 from google.adk.events.event import Event
 from google.adk.events.event_actions import EventActions
 from google.adk.sessions.base_session_service import GetSessionConfig
@@ -294,6 +295,28 @@ async def test_async_store_one_round_trip_per_call(
             service.delete_session(app_name=APP, user_id=USER, session_id=session.id),
         )
     _check_one_trip_each("async", measured, examples)
+
+
+async def test_an_append_that_writes_nothing_asks_why_in_a_second_round_trip(
+    async_counted: tuple[Any, RoundTripCounter],
+) -> None:
+    """A stored append is one round trip; one that wrote nothing (a retry whose first
+    attempt was stored, a stale session) learns why in a second, and only then."""
+    service, counter = async_counted
+    session = await service.create_session(app_name=APP, user_id=USER, session_id="refused")
+    behind = session.model_copy(deep=True)
+    event = _event(1)
+    await counter.take()
+    await service.append_event(session, event)
+    assert await counter.take() == 1
+    # The same event from the revision before it: a retry whose first answer was lost.
+    retried = behind.model_copy(deep=True)
+    await service.append_event(retried, event.model_copy(deep=True))
+    assert await counter.take() == 2
+    assert [e.id for e in retried.events] == [event.id]
+    with pytest.raises(StaleSessionError):
+        await service.append_event(behind, _event(2))
+    assert await counter.take() == 2
 
 
 # ----------------------------------------------------------------------- sync
