@@ -23,11 +23,12 @@ from google.adk.events.event_actions import EventActions
 from google.adk.sessions.base_session_service import GetSessionConfig
 from google.genai import types
 from psycopg import sql
+from psycopg.rows import scalar_row
 
 from helpers import RoundTripCounter, count_round_trips, trace_bursts
 from sqlspec.adapters.psycopg import PsycopgAsyncConfig, PsycopgSyncConfig
 from sqlspec.adapters.psycopg.adk import PsycopgAsyncADKStore, PsycopgSyncADKStore
-from sqlspec.adapters.psycopg.adk._statement import scalar
+from sqlspec.adapters.psycopg.adk._statement import INDEX_ORDER, Statement, scalar
 from sqlspec.exceptions import SQLSpecError
 from sqlspec.extensions.adk import SQLSpecSessionService
 
@@ -415,3 +416,30 @@ def test_failed_runs_count_as_psycopg_counts_them(
             assert d == 0
         trips.append(counter.take_sync())
     assert trips == [1] * len(trips), (trips, trace_bursts(counter.last_trace))
+
+
+def test_planner_settings_hold_for_their_statement_alone(
+    sync_counted: tuple[Any, RoundTripCounter],
+) -> None:
+    """A statement's planner settings hold while it runs and end with it, whether it
+    succeeds or fails, on every pooled connection; each run is one round trip."""
+    service, counter = sync_counted
+    store = service.store
+    sees = Statement(
+        sql.SQL("SELECT current_setting('enable_sort') || 1 / %(d)s::int"),
+        scalar_row,
+        planner=INDEX_ORDER,
+    )
+    for d in (1, 0, 1, 0, *[1] * REPEATS, 0, 1):
+        try:
+            assert store._run(sees, {"d": d}) == ["off1"]
+        except SQLSpecError:
+            assert d == 0
+        assert counter.take_sync() == 1, trace_bursts(counter.last_trace)
+        with store.config.provide_connection() as conn:
+            settings = conn.execute(
+                "SELECT current_setting('enable_sort'), current_setting('enable_seqscan'),"
+                " current_setting('jit')"
+            ).fetchone()
+        assert settings == ("on", "on", "on")
+        counter.take_sync()

@@ -97,16 +97,13 @@ class AsyncStore(Generic[SchemaT]):
                                 # Leaving a pipeline syncs once and collects the result.
                                 async with conn.pipeline() if pipelined else nullcontext():
                                     if planner:
-                                        # Not conn.transaction(): in a pipeline it syncs
-                                        # after BEGIN, a round trip of its own. A failure
-                                        # leaves the transaction for the pool to roll back.
-                                        await conn.execute(b"BEGIN")
+                                        # What a pipeline sends before its Sync runs in
+                                        # one implicit transaction: the settings hold
+                                        # for the statement, and end with it.
                                         await conn.execute(planner)
                                     await cur.execute(
                                         statement.text, params, binary=statement.binary
                                     )
-                                    if planner:
-                                        await conn.execute(b"COMMIT")
                                 return await cur.fetchall()
                 except psycopg.errors.ReadOnlySqlTransaction:
                     refused += 1

@@ -100,14 +100,11 @@ class SyncStore(Generic[SchemaT]):
                                 # Leaving a pipeline syncs once and collects the result.
                                 with conn.pipeline() if pipelined else nullcontext():
                                     if planner:
-                                        # Not conn.transaction(): in a pipeline it syncs
-                                        # after BEGIN, a round trip of its own. A failure
-                                        # leaves the transaction for the pool to roll back.
-                                        conn.execute(b"BEGIN")
+                                        # What a pipeline sends before its Sync runs in
+                                        # one implicit transaction: the settings hold
+                                        # for the statement, and end with it.
                                         conn.execute(planner)
                                     cur.execute(statement.text, params, binary=statement.binary)
-                                    if planner:
-                                        conn.execute(b"COMMIT")
                                 return cur.fetchall()
                 except psycopg.errors.ReadOnlySqlTransaction:
                     refused += 1
