@@ -593,7 +593,12 @@ class AppendRefusal:
 
 def append_refused(n: dict[str, sql.Composable]) -> Statement[AppendRefusal]:
     """Why an append wrote nothing: the session's revision now and the stored event of
-    the append's id, if any; no row when there is no such session."""
+    the append's id, if any; no row when there is no such session.
+
+    It runs after the append, in a transaction of its own. A writer in between can only
+    move the session on or delete it, which the caller would meet next anyway, or store
+    this very event, which then reads as stored: never a wrong answer.
+    """
     return Statement(
         sql.SQL(
             """SELECT revision AS current_revision, ({stored_event}) AS stored_event
