@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from google.adk.errors import StaleSessionError
+from google.adk.errors.already_exists_error import AlreadyExistsError
 from google.adk.events.event import Event
 from google.adk.events.event_actions import EventActions
 from google.adk.sessions.base_session_service import GetSessionConfig
@@ -302,7 +303,8 @@ async def test_an_append_that_writes_nothing_asks_why_in_a_second_round_trip(
     async_counted: tuple[Any, RoundTripCounter],
 ) -> None:
     """A stored append is one round trip; one that wrote nothing (a retry whose first
-    attempt was stored, a stale session) learns why in a second, and only then."""
+    attempt was stored, a stale session, an event id taken) learns why in a second, and
+    only then."""
     service, counter = async_counted
     session = await service.create_session(app_name=APP, user_id=USER, session_id="refused")
     behind = session.model_copy(deep=True)
@@ -317,6 +319,17 @@ async def test_an_append_that_writes_nothing_asks_why_in_a_second_round_trip(
     assert [e.id for e in retried.events] == [event.id]
     with pytest.raises(StaleSessionError):
         await service.append_event(behind, _event(2))
+    assert await counter.take() == 2
+    # From the current revision, the id of an event stored before it: the primary key
+    # refuses it. The same event again is a no-op; another under its id is refused.
+    later = _event(3)
+    await service.append_event(session, later)
+    await counter.take()
+    await service.append_event(session, event.model_copy(deep=True))
+    assert await counter.take() == 2
+    assert [e.id for e in session.events] == [event.id, later.id]
+    with pytest.raises(AlreadyExistsError):
+        await service.append_event(session, _event(4).model_copy(update={"id": event.id}))
     assert await counter.take() == 2
 
 

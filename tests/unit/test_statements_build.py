@@ -131,7 +131,7 @@ def test_the_statement_catalogue_finds_every_kind() -> None:
         "import_events",
         "prune",
     } <= set(statements)
-    assert len(statements) == 20 + 3 + 4 + 8 + 4 + 4 + 1
+    assert len(statements) == 19 + 3 + 4 + 8 + 4 + 4 + 1
     schema = schema_statements(TableNames())
     assert {"objects", "migrations[1][0]", "migrations[2][0]", "versions.tables_exist"} <= set(
         schema

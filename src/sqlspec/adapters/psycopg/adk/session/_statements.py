@@ -592,46 +592,35 @@ class AppendRefusal:
 
 
 def append_refused(n: dict[str, sql.Composable]) -> Statement[AppendRefusal]:
-    """Why an append wrote nothing: the session's revision now and the stored event of
-    the append's id, if any; no row when there is no such session.
+    """Why an append wrote nothing (its revision was stale, or its event id taken): the
+    session's revision now and the stored event of the append's id, if any; no row when
+    there is no such session.
 
     It runs after the append, in a transaction of its own. A writer in between can only
     move the session on or delete it, which the caller would meet next anyway, or store
     this very event, which then reads as stored: never a wrong answer.
+
+    The event is asked as the first from that id on, in id order: only the primary key
+    returns a session's events in id order, so no plan reads them through another
+    index. Asked by equality, on tables without statistics, every index on the
+    session's columns looks as cheap, and the planner took the newest (the revision
+    index), reading every event of the session to find one.
     """
     return Statement(
         sql.SQL(
-            """SELECT revision AS current_revision, ({stored_event}) AS stored_event
+            """SELECT revision AS current_revision, (
+                SELECT {event_json} FROM (
+                    SELECT * FROM {events} e
+                    WHERE e.app_name = %(app_name)s AND e.user_id = %(user_id)s
+                      AND e.session_id = %(session_id)s AND e.id >= %(event_id)s
+                    ORDER BY e.id LIMIT 1) e
+                WHERE e.id = %(event_id)s) AS stored_event
             FROM {sessions}
             WHERE app_name = %(app_name)s AND user_id = %(user_id)s AND id = %(session_id)s
               AND {live}"""
-        ).format(stored_event=_event_by_key(n), live=LIVE, **n),
+        ).format(event_json=event_json(), live=LIVE, **n),
         record_row(AppendRefusal),
     )
-
-
-def _event_by_key(n: dict[str, sql.Composable]) -> sql.Composable:
-    """The JSON of the stored event ``%(event_id)s`` of the session, if there is one.
-
-    Asked as the first event from that id on, in id order: only the primary key
-    returns a session's events in id order, so no plan reads them through another
-    index. Asked by equality, on tables without statistics, every index on the
-    session's columns looks as cheap, and the planner took the newest (the
-    revision index), reading every event of the session to find one.
-    """
-    return sql.SQL(
-        """SELECT {event_json} FROM (
-            SELECT * FROM {events} e
-            WHERE e.app_name = %(app_name)s AND e.user_id = %(user_id)s
-              AND e.session_id = %(session_id)s AND e.id >= %(event_id)s
-            ORDER BY e.id LIMIT 1) e
-        WHERE e.id = %(event_id)s"""
-    ).format(event_json=event_json(), **n)
-
-
-def stored_event(n: dict[str, sql.Composable]) -> Statement[str]:
-    """One stored event's JSON, by id: what an append that met the id learns."""
-    return scalar(_event_by_key(n))
 
 
 @dataclass(frozen=True, slots=True)
@@ -1096,7 +1085,6 @@ class SessionStatements:
         self.get_user_state = get_user_state(n)
         self.append_event = append_event(n, partitioned=partitioned)
         self.append_event_without_app = append_event(n, partitioned=partitioned, app=False)
-        self.stored_event = stored_event(n)
         self.append_refused = append_refused(n)
         self.session_revision = session_revision(n)
         self.refresh_session = refresh_session(n)

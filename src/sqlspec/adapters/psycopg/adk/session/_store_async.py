@@ -39,7 +39,6 @@ from sqlspec.adapters.psycopg.adk.session._store_base import (
     duplicate_events_error,
     page,
     prune_params,
-    redelivery_outcome,
     refused_append_outcome,
     session_key,
 )
@@ -317,22 +316,21 @@ class PsycopgAsyncADKStore(SessionStoreBase, AsyncStore[SessionSchema]):
         if revision is None:
             revision = await self._marker_less_revision(session)
         params = append_params(session, event, revision)
+        append = self.statements.append_event
+        if params["app_delta"] is None:
+            append = self.statements.append_event_without_app
         try:
-            append = self.statements.append_event
-            if params["app_delta"] is None:
-                append = self.statements.append_event_without_app
             outcome = await self._one(append, params)
         except psycopg.errors.UniqueViolation:
-            # The event id is stored already and nothing was written: learn whether
-            # this is a retry of the same event (a second round trip, on this path only).
-            stored = await self._one(self.statements.stored_event, params, read=True)
-            return redelivery_outcome(session, event, stored)
-        assert outcome is not None  # the statement always returns one row
-        if outcome.revision is None:
+            stored = None  # the event id is taken: the statement wrote nothing
+        else:
+            assert outcome is not None  # the statement always returns one row
+            stored = outcome.revision
+        if stored is None:
             # Nothing was written: learn why (a second round trip, on this path only).
             refusal = await self._one(self.statements.append_refused, params, read=True)
             return refused_append_outcome(session, event, params, refusal)
-        return appended(session, params, outcome.revision)
+        return appended(session, params, stored)
 
     async def _marker_less_revision(self, session: Session) -> int:
         """The revision a session built by hand (no marker) stands for, checked as ADK does."""

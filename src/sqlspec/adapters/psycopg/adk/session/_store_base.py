@@ -44,7 +44,6 @@ __all__ = [
     "duplicate_events_error",
     "page",
     "prune_params",
-    "redelivery_outcome",
     "refused_append_outcome",
     "session_key",
 ]
@@ -245,36 +244,30 @@ def appended(session: Session, params: dict[str, Any], revision: int) -> bool:
 def refused_append_outcome(
     session: Session, event: Event, params: dict[str, Any], refusal: AppendRefusal | None
 ) -> bool:
-    """Read why an append wrote nothing (:func:`append_refused`): already stored, or an error."""
+    """Read why an append wrote nothing (:func:`append_refused`).
+
+    A retry of an event already stored is a no-op (``False``), and when its first
+    attempt is the last write, whose answer was lost, the session object catches
+    up with it (``True``). Otherwise it raises: no session, a stale one, or another
+    event under this id.
+    """
     if refusal is None:
         raise SessionNotFoundError(f"Session {session.id} not found.")
-    if refusal.stored_event is not None:
-        if refusal.current_revision == params["revision"] + 1 and _same_event(
-            refusal.stored_event, event
-        ):
-            # Our own earlier attempt is the last write (its answer was lost): the
-            # event is stored, and the session object catches up with it.
-            return appended(session, params, refusal.current_revision)
-        return redelivery_outcome(session, event, refusal.stored_event)
-    raise StaleSessionError(_STALE_MESSAGE)
+    if refusal.stored_event is None:
+        raise StaleSessionError(_STALE_MESSAGE)
+    if not _same_event(refusal.stored_event, event):
+        raise AlreadyExistsError(
+            f"Event {event.id} is already stored in session {session.id} with other content."
+        )
+    if refusal.current_revision == params["revision"] + 1:
+        return appended(session, params, refusal.current_revision)
+    return False
 
 
 def _same_event(stored_event: str, event: Event) -> bool:
     """Whether the stored JSON is this event's (compared as JSON: NaN stored as null)."""
     stored = _codec.decode_event(stored_event).model_dump_json(exclude_none=True)
     return stored == _encoding.encode_event(event)
-
-
-def redelivery_outcome(session: Session, event: Event, stored_event: str | None) -> bool:
-    """An append met an event id already stored: a retry of that very event is a no-op.
-
-    Returns ``False`` (nothing to do) for the same event; raises for another one.
-    """
-    if stored_event is not None and _same_event(stored_event, event):
-        return False
-    raise AlreadyExistsError(
-        f"Event {event.id} is already stored in session {session.id} with other content."
-    )
 
 
 def check_marker_less_session(session: Session, row: SessionRevision | None) -> int:
